@@ -1,0 +1,1 @@
+//! ragctl: deploy and operate a Dify-style RAG stack on Docker.
