@@ -1,7 +1,18 @@
 //! ragctl: deploy and operate a Dify-style RAG stack on Docker.
 //!
-//! The pipeline is parse → resolve → plan → apply: `cli` parses flags, `settings` resolves them with the
-//! environment and `ragctl.yaml`, `profile` + `stack` build a pure model of the stack, `render` turns the model
-//! into files, and only the command layer writes files or talks to Docker.
+//! The pipeline is parse → resolve → plan → apply: [`cli`] parses flags, [`settings`] resolves them with the
+//! environment and `ragctl.yaml`, [`catalog`] + [`stack`] build a pure model of the stack from profiles,
+//! [`render`] turns the model into files, and only [`commands`] write files or talk to Docker.
 
 pub mod atomic_file;
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod env_vars;
+pub mod error;
+pub mod output;
+pub mod profile;
+pub mod project_file;
+pub mod render;
+pub mod settings;
+pub mod stack;

@@ -1,0 +1,106 @@
+//! Command-line types (clap derive). Parsing only: no defaults from the environment or files here; those
+//! are resolved in [`crate::settings`], the one place where flags meet `RAGCTL_*` and `ragctl.yaml`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ragctl",
+    version,
+    about = "Deploy and operate a Dify-style RAG stack on Docker",
+    long_about = "Deploy and operate a Dify-style RAG stack (nginx; api, worker, web; PostgreSQL, Redis, a vector \
+                  database) on Docker. Profiles in `profiles/` and templates in `templates/` are rendered into a \
+                  compose file and config files; secrets live in `.env`.",
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts. Each has a `RAGCTL_*` environment variable (see README).
+#[derive(Debug, Args, Default, Clone)]
+pub struct GlobalArgs {
+    /// Project directory holding ragctl.yaml, .env, and the rendered files [env: RAGCTL_PROJECT_DIR]
+    #[arg(short = 'C', long, global = true, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+
+    /// Project name used for containers, networks and volumes [env: RAGCTL_PROJECT_NAME, COMPOSE_PROJECT_NAME]
+    #[arg(short = 'p', long, global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
+
+    /// Enable a profile; repeatable and comma-separated. Replaces RAGCTL_PROFILES / COMPOSE_PROFILES
+    #[arg(
+        long = "profile",
+        global = true,
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub profiles: Vec<String>,
+
+    /// Stack shape: data services only on loopback, or everything with the production overlay [env: RAGCTL_SHAPE]
+    #[arg(long, global = true, value_enum)]
+    pub shape: Option<ShapeArg>,
+
+    /// The .env file, relative to the project directory [env: RAGCTL_ENV_FILE] [default: .env]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Output format of data on stdout [env: RAGCTL_FORMAT] [default: text]
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+
+    /// Print less (repeat for errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Print more detail
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Disable colour (also NO_COLOR or RAGCTL_NO_COLOR)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Answer yes to every confirmation; never prompt [env: RAGCTL_YES]
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShapeArg {
+    Middleware,
+    Full,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render docker-compose.yaml and every config file of the selected profiles
+    Render(RenderArgs),
+    /// List the available profiles with their services and secrets
+    Profiles,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Directory to write into [default: the project directory]
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print the compose file to stdout instead of writing files
+    #[arg(long, conflicts_with = "check")]
+    pub stdout: bool,
+    /// Write nothing; exit 1 and list the files that differ from what would be rendered
+    #[arg(long)]
+    pub check: bool,
+}

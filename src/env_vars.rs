@@ -1,0 +1,76 @@
+//! The only module that reads process environment variables. Every variable ragctl honours is a constant
+//! here and is documented in the README ("Environment variables").
+
+use std::ffi::OsString;
+
+pub const RAGCTL_PROJECT_DIR: &str = "RAGCTL_PROJECT_DIR";
+pub const RAGCTL_PROJECT_NAME: &str = "RAGCTL_PROJECT_NAME";
+/// Compose's own project-name variable, honoured after RAGCTL_PROJECT_NAME.
+pub const COMPOSE_PROJECT_NAME: &str = "COMPOSE_PROJECT_NAME";
+pub const RAGCTL_PROFILES: &str = "RAGCTL_PROFILES";
+/// Compose's own profile variable, honoured after RAGCTL_PROFILES.
+pub const COMPOSE_PROFILES: &str = "COMPOSE_PROFILES";
+pub const RAGCTL_ENV_FILE: &str = "RAGCTL_ENV_FILE";
+pub const RAGCTL_FORMAT: &str = "RAGCTL_FORMAT";
+pub const RAGCTL_SHAPE: &str = "RAGCTL_SHAPE";
+pub const RAGCTL_REGISTRY: &str = "RAGCTL_REGISTRY";
+/// Prefix of per-service image overrides: `RAGCTL_IMAGE_<SERVICE>` (service upper-cased, `-` → `_`).
+pub const RAGCTL_IMAGE_PREFIX: &str = "RAGCTL_IMAGE_";
+pub const RAGCTL_YES: &str = "RAGCTL_YES";
+pub const RAGCTL_NO_COLOR: &str = "RAGCTL_NO_COLOR";
+/// <https://no-color.org>: any non-empty value disables colour.
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// A snapshot of the variables ragctl reads. Tests build one by hand instead of mutating the process env.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSnapshot {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvSnapshot {
+    /// Capture the process environment (only UTF-8 variables; others cannot be meaningful settings).
+    pub fn capture() -> Self {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v): (OsString, OsString)| {
+                Some((k.into_string().ok()?, v.into_string().ok()?))
+            })
+            .filter(|(k, _)| k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == NO_COLOR)
+            .collect();
+        EnvSnapshot { vars }
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        EnvSnapshot {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; empty values count as unset, as compose does.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Variables whose names start with `prefix`, with the prefix removed.
+    pub fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.vars
+            .iter()
+            .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
+            .filter(|(_, v)| !v.is_empty())
+    }
+}

@@ -1,0 +1,410 @@
+//! Profile files: the data that says what a profile adds to the stack.
+//!
+//! A profile is a YAML file (`profiles/NAME.yaml`, embedded in the binary, overridable by a project's own
+//! `profiles/` directory). This module defines the schema and parses one file into a [`Profile`], reporting
+//! malformed input with `file:line:column`. It must not combine profiles or look at settings: that is
+//! [`crate::stack`]'s job.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, SourceLocation};
+
+/// One profile file, as written by its author.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Must equal the file stem.
+    pub name: String,
+    pub description: String,
+    /// Always enabled (the data-layer base: PostgreSQL + Redis). Not selectable.
+    #[serde(default)]
+    pub always: bool,
+    /// At most one enabled profile per group (e.g. `vector_store`, `db_topology`).
+    #[serde(default)]
+    pub exclusive: Option<String>,
+    /// Enabled when no other profile of its `exclusive` group is (weaviate is the default vector store).
+    #[serde(default)]
+    pub default: bool,
+    /// Profiles that must be enabled together with this one.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Services of other profiles this profile replaces with its own definition (pg_cluster → db_postgres).
+    #[serde(default)]
+    pub replaces: Vec<String>,
+    /// Non-secret `.env` settings this profile introduces, with their defaults. Compose references them as
+    /// `${KEY:-default}`.
+    #[serde(default)]
+    pub env: IndexMap<String, EnvSetting>,
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
+    #[serde(default)]
+    pub services: IndexMap<String, ServiceDef>,
+    /// Additions to services defined by other profiles, applied only when that service is enabled
+    /// (a vector store adds its endpoint and key to `api` and `worker`).
+    #[serde(default)]
+    pub patches: IndexMap<String, ServicePatch>,
+    /// Config files this profile renders next to the compose file.
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    /// Doctor check ids that apply when this profile is enabled.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Named volumes beyond those inferred from service mounts (rarely needed).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+}
+
+/// A non-secret setting: its default and what it is for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSetting {
+    pub default: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A secret the profile needs in `.env`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// How a value is generated; absent for `equals` / `derive` secrets.
+    #[serde(default)]
+    pub format: Option<SecretFormat>,
+    /// Must hold the same value as this other secret (SANDBOX_API_KEY ↔ CODE_EXECUTION_API_KEY).
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// Built from other secrets: `{NAME}` is replaced by that secret's value
+    /// (`redis://:{REDIS_PASSWORD}@redis:6379/1`).
+    #[serde(default)]
+    pub derive: Option<String>,
+    /// Services that read this secret.
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    /// Publicly known values (the reference deployment's published defaults) that must never be deployed.
+    #[serde(default)]
+    pub public_defaults: Vec<String>,
+    /// The value is baked into a data directory on first start (a database password): rotating it needs a
+    /// manual step, described here.
+    #[serde(default)]
+    pub baked_into: Option<String>,
+}
+
+/// How a secret value is generated and how strong an existing one must be.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum SecretFormat {
+    /// `bytes` random bytes, standard base64 (`openssl rand -base64 42`).
+    Base64 { bytes: usize },
+    /// `length` characters of `[A-Za-z0-9]`: safe unescaped inside URLs, shells and YAML.
+    Alnum { length: usize },
+    /// `bytes` random bytes as lowercase hex.
+    Hex { bytes: usize },
+}
+
+/// A service as a profile declares it. Field names follow the compose specification where one exists.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    pub image: String,
+    #[serde(default)]
+    pub description: String,
+    /// Stack shapes that include this service. Data services: `[middleware, full]`; app services: `[full]`.
+    #[serde(default = "default_shapes")]
+    pub shapes: Vec<Shape>,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Values are compose strings: `${VAR}` references are kept for compose (and ragctl) to interpolate.
+    #[serde(default)]
+    pub environment: IndexMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<PortDef>,
+    /// Compose short syntax: `named_volume:/path[:ro]` or `./relative/file:/path[:ro]` (relative to the
+    /// rendered compose file).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Networks in the full shape (`frontend`, `backend`, `data`). The middleware shape uses one network.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    #[serde(default)]
+    pub depends_on: IndexMap<String, DependencyCondition>,
+    #[serde(default)]
+    pub healthcheck: Option<HealthcheckDef>,
+    /// How ragctl knows the service is ready; defaults to its healthcheck.
+    #[serde(default)]
+    pub ready: Option<ReadinessProbe>,
+    /// Stateless services may run several replicas in the full shape.
+    #[serde(default)]
+    pub stateless: bool,
+    #[serde(default = "one")]
+    pub replicas: u32,
+    #[serde(default)]
+    pub resources: Option<Resources>,
+    /// Seconds to wait for readiness before `up` gives up on this service.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    pub stop_grace_period: Option<String>,
+    #[serde(default)]
+    pub shm_size: Option<String>,
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub ulimits: IndexMap<String, Ulimit>,
+    #[serde(default)]
+    pub sysctls: IndexMap<String, String>,
+    /// Host `sysctl`s the service needs (`vm.max_map_count: 262144`), checked by `doctor`.
+    #[serde(default)]
+    pub host_sysctls: IndexMap<String, u64>,
+}
+
+/// Additions to another profile's service.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePatch {
+    #[serde(default)]
+    pub environment: IndexMap<String, String>,
+    #[serde(default)]
+    pub depends_on: IndexMap<String, DependencyCondition>,
+    #[serde(default)]
+    pub networks: Vec<String>,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// Data layer only, published on the loopback address, for developers running the API from source.
+    Middleware,
+    /// Everything, with the production overlay.
+    Full,
+}
+
+impl Shape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Middleware => "middleware",
+            Shape::Full => "full",
+        }
+    }
+}
+
+fn default_shapes() -> Vec<Shape> {
+    vec![Shape::Middleware, Shape::Full]
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A published port. The host side is `${ENV:-default}` so the `.env` key moves it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortDef {
+    /// Container port.
+    pub target: u16,
+    /// `.env` key holding the host port.
+    pub env: String,
+    /// Host port when the key is unset.
+    pub default: u16,
+    /// Shapes in which the port is published. Full-shape publishing is reserved for the public entry (nginx).
+    #[serde(default = "middleware_only")]
+    pub shapes: Vec<Shape>,
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn middleware_only() -> Vec<Shape> {
+    vec![Shape::Middleware]
+}
+
+fn tcp() -> String {
+    "tcp".to_string()
+}
+
+/// Compose `depends_on` conditions, spelled short in profiles.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyCondition {
+    Started,
+    Healthy,
+    CompletedSuccessfully,
+}
+
+impl DependencyCondition {
+    pub fn compose_name(self) -> &'static str {
+        match self {
+            DependencyCondition::Started => "service_started",
+            DependencyCondition::Healthy => "service_healthy",
+            DependencyCondition::CompletedSuccessfully => "service_completed_successfully",
+        }
+    }
+}
+
+/// A compose healthcheck. Durations are compose duration strings (`5s`, `1m30s`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthcheckDef {
+    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    #[serde(default = "default_hc_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_start_period")]
+    pub start_period: String,
+}
+
+fn default_interval() -> String {
+    "10s".into()
+}
+fn default_hc_timeout() -> String {
+    "5s".into()
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_start_period() -> String {
+    "10s".into()
+}
+
+/// How a service is known to be ready, interpreted by one waiter (see STYLE.md: readiness is data).
+/// Written in profiles as `ready: healthcheck`, `ready: started` or a one-key map (`ready: {tcp: 6333}`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", try_from = "ReadinessDef")]
+pub enum ReadinessProbe {
+    /// Docker reports the container healthy.
+    Healthcheck,
+    /// The container is running.
+    Started,
+    /// A command run inside the container exits 0.
+    Exec(Vec<String>),
+    /// A TCP connection to the container port succeeds.
+    Tcp(u16),
+    /// An HTTP GET to the container port and path answers 2xx.
+    Http { port: u16, path: String },
+    /// The container exited with this code (one-shot jobs).
+    Exit(i64),
+}
+
+/// The written form of [`ReadinessProbe`]: YAML maps read more naturally than YAML tags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ReadinessDef {
+    Keyword(String),
+    Map(ReadinessMap),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadinessMap {
+    exec: Option<Vec<String>>,
+    tcp: Option<u16>,
+    http: Option<HttpProbe>,
+    exit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpProbe {
+    port: u16,
+    path: String,
+}
+
+impl TryFrom<ReadinessDef> for ReadinessProbe {
+    type Error = String;
+
+    fn try_from(def: ReadinessDef) -> Result<Self, String> {
+        const EXPECTED: &str = "expected `healthcheck`, `started`, or one of {exec: [..]}, {tcp: PORT}, {http: {port, path}}, {exit: CODE}";
+        match def {
+            ReadinessDef::Keyword(k) if k == "healthcheck" => Ok(ReadinessProbe::Healthcheck),
+            ReadinessDef::Keyword(k) if k == "started" => Ok(ReadinessProbe::Started),
+            ReadinessDef::Keyword(k) => Err(format!("unknown readiness `{k}`: {EXPECTED}")),
+            ReadinessDef::Map(m) => match (m.exec, m.tcp, m.http, m.exit) {
+                (Some(cmd), None, None, None) if !cmd.is_empty() => Ok(ReadinessProbe::Exec(cmd)),
+                (None, Some(port), None, None) => Ok(ReadinessProbe::Tcp(port)),
+                (None, None, Some(h), None) => Ok(ReadinessProbe::Http {
+                    port: h.port,
+                    path: h.path,
+                }),
+                (None, None, None, Some(code)) => Ok(ReadinessProbe::Exit(code)),
+                _ => Err(format!(
+                    "a readiness probe needs exactly one kind: {EXPECTED}"
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU limit, compose style (`"1.5"`).
+    #[serde(default)]
+    pub cpus: Option<String>,
+    /// Memory limit, compose style (`512m`, `2g`).
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ulimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A config file rendered from a template.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Template path below `templates/`.
+    pub template: String,
+    /// Output path relative to the output directory.
+    pub output: String,
+    /// Shapes in which the file is needed.
+    #[serde(default = "default_shapes")]
+    pub shapes: Vec<Shape>,
+    /// Executable bit for scripts (initdb hooks).
+    #[serde(default)]
+    pub executable: bool,
+}
+
+impl Profile {
+    /// Parse one profile file. `origin` names the file in errors (`profiles/qdrant.yaml`).
+    pub fn parse(origin: &str, text: &str) -> Result<Profile, Error> {
+        let profile: Profile = yaml_serde::from_str(text).map_err(|e| Error::Parse {
+            location: SourceLocation::from_yaml(origin, &e),
+            message: SourceLocation::yaml_message(&e),
+        })?;
+        let stem = origin
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.strip_suffix(".yaml").or_else(|| f.strip_suffix(".yml")))
+            .unwrap_or(origin);
+        if profile.name != stem {
+            return Err(Error::Parse {
+                location: SourceLocation::file(origin),
+                message: format!(
+                    "profile name `{}` must match the file name `{stem}`",
+                    profile.name
+                ),
+            });
+        }
+        Ok(profile)
+    }
+}

@@ -1,0 +1,445 @@
+//! Resolve settings in one place: flags > `RAGCTL_*` environment > `ragctl.yaml` > built-in defaults.
+//!
+//! This is the only step allowed to fail on bad settings; everything after it works with a valid
+//! [`Settings`]. It reads `ragctl.yaml` but writes nothing.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::cli::{Format, GlobalArgs, ShapeArg};
+use crate::env_vars::{self as ev, EnvSnapshot};
+use crate::error::Error;
+use crate::profile::{Resources, Shape};
+use crate::project_file::ProjectFile;
+
+/// Where the list of requested profiles came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileSource {
+    Flag,
+    RagctlEnv,
+    ComposeEnv,
+    ProjectFile,
+    Default,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSettings {
+    pub cert_dir: String,
+    pub certificate: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub project_dir: PathBuf,
+    pub project_name: String,
+    /// Profiles asked for (the stack adds always-on and default profiles).
+    pub profiles: Vec<String>,
+    pub profiles_source: ProfileSource,
+    pub shape: Shape,
+    pub env_file: PathBuf,
+    pub format: Format,
+    pub domain: String,
+    pub bind_address: String,
+    pub ports: IndexMap<String, u16>,
+    pub images: IndexMap<String, String>,
+    pub registry: Option<String>,
+    pub replicas: IndexMap<String, u32>,
+    pub resources: IndexMap<String, Resources>,
+    pub tls: TlsSettings,
+    pub quiet: u8,
+    pub verbose: u8,
+    pub color: bool,
+    pub yes: bool,
+}
+
+impl Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Format::Text => "text",
+            Format::Json => "json",
+        })
+    }
+}
+
+pub const DEFAULT_PROFILES: &[&str] = &["weaviate"];
+
+impl Settings {
+    /// Resolve from the parsed flags and a snapshot of the environment, reading `ragctl.yaml` if present.
+    pub fn resolve(flags: &GlobalArgs, env: &EnvSnapshot) -> Result<Settings, Error> {
+        let project_dir = flags
+            .project_dir
+            .clone()
+            .or_else(|| env.get(ev::RAGCTL_PROJECT_DIR).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
+        if !project_dir.is_dir() {
+            return Err(Error::config_hint(
+                format!(
+                    "project directory `{}` does not exist",
+                    project_dir.display()
+                ),
+                "pass an existing directory with -C/--project-dir",
+            ));
+        }
+        let file = ProjectFile::load(&project_dir)?.unwrap_or_default();
+        Settings::resolve_with(flags, env, project_dir, file)
+    }
+
+    /// Resolution without touching the file system (tests, and `resolve` after loading the file).
+    pub fn resolve_with(
+        flags: &GlobalArgs,
+        env: &EnvSnapshot,
+        project_dir: PathBuf,
+        file: ProjectFile,
+    ) -> Result<Settings, Error> {
+        let project_name = match flags
+            .project_name
+            .clone()
+            .map(|n| (n, "--project-name"))
+            .or_else(|| {
+                env.get(ev::RAGCTL_PROJECT_NAME)
+                    .map(|n| (n.to_string(), ev::RAGCTL_PROJECT_NAME))
+            })
+            .or_else(|| {
+                env.get(ev::COMPOSE_PROJECT_NAME)
+                    .map(|n| (n.to_string(), ev::COMPOSE_PROJECT_NAME))
+            })
+            .or_else(|| file.project.clone().map(|n| (n, "ragctl.yaml `project`")))
+        {
+            Some((name, origin)) => validate_project_name(&name, origin)?,
+            None => project_name_from_dir(&project_dir),
+        };
+
+        let (profiles, profiles_source) = if !flags.profiles.is_empty() {
+            (
+                split_profiles(flags.profiles.iter().map(String::as_str)),
+                ProfileSource::Flag,
+            )
+        } else if let Some(v) = env.get(ev::RAGCTL_PROFILES) {
+            (split_profiles([v]), ProfileSource::RagctlEnv)
+        } else if let Some(v) = env.get(ev::COMPOSE_PROFILES) {
+            (split_profiles([v]), ProfileSource::ComposeEnv)
+        } else if let Some(p) = &file.profiles {
+            (
+                split_profiles(p.iter().map(String::as_str)),
+                ProfileSource::ProjectFile,
+            )
+        } else {
+            (
+                DEFAULT_PROFILES.iter().map(|s| s.to_string()).collect(),
+                ProfileSource::Default,
+            )
+        };
+
+        let shape = match flags.shape {
+            Some(ShapeArg::Middleware) => Shape::Middleware,
+            Some(ShapeArg::Full) => Shape::Full,
+            None => match env.get(ev::RAGCTL_SHAPE) {
+                Some("middleware") => Shape::Middleware,
+                Some("full") => Shape::Full,
+                Some(other) => {
+                    return Err(Error::config_hint(
+                        format!("invalid value `{other}` for {}", ev::RAGCTL_SHAPE),
+                        "use `middleware` or `full`",
+                    ));
+                }
+                None => file.shape.unwrap_or(Shape::Middleware),
+            },
+        };
+
+        let format = match flags.format {
+            Some(f) => f,
+            None => match env.get(ev::RAGCTL_FORMAT) {
+                Some("text") | None => Format::Text,
+                Some("json") => Format::Json,
+                Some(other) => {
+                    return Err(Error::config_hint(
+                        format!("invalid value `{other}` for {}", ev::RAGCTL_FORMAT),
+                        "use `text` or `json`",
+                    ));
+                }
+            },
+        };
+
+        let env_file = flags
+            .env_file
+            .clone()
+            .or_else(|| env.get(ev::RAGCTL_ENV_FILE).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(".env"));
+        let env_file = if env_file.is_absolute() {
+            env_file
+        } else {
+            project_dir.join(env_file)
+        };
+
+        let mut images = file.images.clone();
+        for (suffix, image) in env.with_prefix(ev::RAGCTL_IMAGE_PREFIX) {
+            // RAGCTL_IMAGE_MILVUS_STANDALONE names `milvus-standalone` or `milvus_standalone`; the stack
+            // matches services by this normalised key.
+            images.insert(image_key(suffix), image.to_string());
+        }
+        let images = images
+            .into_iter()
+            .map(|(svc, img)| (image_key(&svc), img))
+            .collect();
+
+        let registry = env
+            .get(ev::RAGCTL_REGISTRY)
+            .map(str::to_string)
+            .or(file.registry.clone())
+            .map(|r| r.trim_end_matches('/').to_string());
+
+        let tls_file = file.tls.clone().unwrap_or_default();
+        let tls = TlsSettings {
+            cert_dir: tls_file.cert_dir.unwrap_or_else(|| "./certs".into()),
+            certificate: tls_file
+                .certificate
+                .unwrap_or_else(|| "fullchain.pem".into()),
+            key: tls_file.key.unwrap_or_else(|| "privkey.pem".into()),
+        };
+
+        let color = !flags.no_color
+            && env.get(ev::NO_COLOR).is_none()
+            && env.get(ev::RAGCTL_NO_COLOR).is_none()
+            && std::io::stderr().is_terminal();
+        let yes = flags.yes || env.get(ev::RAGCTL_YES).is_some_and(truthy);
+
+        Ok(Settings {
+            project_dir,
+            project_name,
+            profiles,
+            profiles_source,
+            shape,
+            env_file,
+            format,
+            domain: file.domain.clone().unwrap_or_else(|| "localhost".into()),
+            bind_address: file
+                .bind_address
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            ports: file.ports.clone(),
+            images,
+            registry,
+            replicas: file.replicas.clone(),
+            resources: file.resources.clone(),
+            tls,
+            quiet: flags.quiet,
+            verbose: flags.verbose,
+            color,
+            yes,
+        })
+    }
+
+    /// The image override for a service, if any.
+    pub fn image_override(&self, service: &str) -> Option<&str> {
+        self.images.get(&image_key(service)).map(String::as_str)
+    }
+
+    pub fn project_path(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.project_dir.join(relative)
+    }
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// Services are matched case-insensitively with `-` and `_` equal, as env variable names require.
+fn image_key(service: &str) -> String {
+    service.to_ascii_lowercase().replace('-', "_")
+}
+
+fn split_profiles<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in values.into_iter().flat_map(|v| v.split(',')) {
+        let name = part.trim();
+        if !name.is_empty() && !out.iter().any(|p| p == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+/// Compose's rule: lowercase letters, digits, `_` and `-`, starting with a letter or digit.
+fn validate_project_name(name: &str, origin: &str) -> Result<String, Error> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(Error::config_hint(
+            format!("invalid project name `{name}` (from {origin})"),
+            "a project name has lowercase letters, digits, `_` and `-`, and starts with a letter or digit",
+        ))
+    }
+}
+
+/// Compose derives the default project name from the directory name, lowercased, with other characters
+/// dropped.
+fn project_name_from_dir(dir: &Path) -> String {
+    let base = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let name: String = base
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .collect();
+    if name.is_empty() {
+        "ragctl".to_string()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(flags: GlobalArgs, env: &[(&str, &str)], file: &str) -> Result<Settings, Error> {
+        let file = ProjectFile::parse("ragctl.yaml", file).unwrap();
+        Settings::resolve_with(
+            &flags,
+            &EnvSnapshot::from_pairs(env.iter().copied()),
+            PathBuf::from("/p/my-Stack"),
+            file,
+        )
+    }
+
+    #[test]
+    fn defaults_serve_without_a_project_file() {
+        let s = resolve(GlobalArgs::default(), &[], "").unwrap();
+        assert_eq!(s.profiles, ["weaviate"]);
+        assert_eq!(s.profiles_source, ProfileSource::Default);
+        assert_eq!(s.shape, Shape::Middleware);
+        assert_eq!(s.env_file, PathBuf::from("/p/my-Stack/.env"));
+        assert_eq!(s.bind_address, "127.0.0.1");
+    }
+
+    #[test]
+    fn profile_precedence_flag_then_ragctl_env_then_compose_env_then_file() {
+        let file = "profiles: [qdrant]\n";
+        let s = resolve(GlobalArgs::default(), &[], file).unwrap();
+        assert_eq!(
+            (s.profiles, s.profiles_source),
+            (vec!["qdrant".into()], ProfileSource::ProjectFile)
+        );
+        let s = resolve(
+            GlobalArgs::default(),
+            &[("COMPOSE_PROFILES", "milvus")],
+            file,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.profiles, s.profiles_source),
+            (vec!["milvus".into()], ProfileSource::ComposeEnv)
+        );
+        let env = [
+            ("COMPOSE_PROFILES", "milvus"),
+            ("RAGCTL_PROFILES", "pgvector, app"),
+        ];
+        let s = resolve(GlobalArgs::default(), &env, file).unwrap();
+        assert_eq!(s.profiles, ["pgvector", "app"]);
+        let flags = GlobalArgs {
+            profiles: vec!["app,weaviate".into(), "monitoring".into()],
+            ..Default::default()
+        };
+        let s = resolve(flags, &env, file).unwrap();
+        assert_eq!(
+            (s.profiles, s.profiles_source),
+            (
+                vec!["app".into(), "weaviate".into(), "monitoring".into()],
+                ProfileSource::Flag
+            )
+        );
+    }
+
+    #[test]
+    fn project_name_precedence_and_validation() {
+        let s = resolve(GlobalArgs::default(), &[], "").unwrap();
+        assert_eq!(s.project_name, "ragctl"); // /p/my-Stack does not exist, so canonicalize fails
+        let s = resolve(
+            GlobalArgs::default(),
+            &[("COMPOSE_PROJECT_NAME", "c")],
+            "project: f\n",
+        )
+        .unwrap();
+        assert_eq!(s.project_name, "c");
+        let s = resolve(
+            GlobalArgs::default(),
+            &[("RAGCTL_PROJECT_NAME", "r"), ("COMPOSE_PROJECT_NAME", "c")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.project_name, "r");
+        let err = resolve(
+            GlobalArgs {
+                project_name: Some("Bad Name".into()),
+                ..Default::default()
+            },
+            &[],
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--project-name"), "{err}");
+    }
+
+    #[test]
+    fn image_overrides_from_env_win_over_file_and_normalise_names() {
+        let file = "images:\n  milvus-standalone: a/m:1\n  api: a/api:1\n";
+        let s = resolve(
+            GlobalArgs::default(),
+            &[("RAGCTL_IMAGE_MILVUS_STANDALONE", "t/m:2")],
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.image_override("milvus-standalone"), Some("t/m:2"));
+        assert_eq!(s.image_override("api"), Some("a/api:1"));
+        assert_eq!(s.image_override("web"), None);
+    }
+
+    #[test]
+    fn shape_and_format_env_values_are_validated() {
+        let err = resolve(GlobalArgs::default(), &[("RAGCTL_SHAPE", "huge")], "").unwrap_err();
+        assert!(err.to_string().contains("RAGCTL_SHAPE"));
+        let s = resolve(
+            GlobalArgs::default(),
+            &[("RAGCTL_SHAPE", "full")],
+            "shape: middleware\n",
+        )
+        .unwrap();
+        assert_eq!(s.shape, Shape::Full);
+        let flags = GlobalArgs {
+            shape: Some(ShapeArg::Middleware),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(flags, &[("RAGCTL_SHAPE", "full")], "")
+                .unwrap()
+                .shape,
+            Shape::Middleware
+        );
+    }
+
+    #[test]
+    fn project_name_from_directory_follows_compose() {
+        let dir = tempfile::Builder::new()
+            .prefix("My.Stack_1")
+            .tempdir()
+            .unwrap();
+        let name = project_name_from_dir(dir.path());
+        assert!(name.starts_with("mystack_1"), "{name}");
+    }
+}
