@@ -333,7 +333,7 @@ impl TryFrom<ReadinessDef> for ReadinessProbe {
         match def {
             ReadinessDef::Keyword(k) if k == "healthcheck" => Ok(ReadinessProbe::Healthcheck),
             ReadinessDef::Keyword(k) if k == "started" => Ok(ReadinessProbe::Started),
-            ReadinessDef::Keyword(k) => Err(format!("unknown readiness `{k}`: {EXPECTED}")),
+            ReadinessDef::Keyword(k) => Err(format!("ready: unknown probe `{k}`; {EXPECTED}")),
             ReadinessDef::Map(m) => match (m.exec, m.tcp, m.http, m.exit) {
                 (Some(cmd), None, None, None) if !cmd.is_empty() => Ok(ReadinessProbe::Exec(cmd)),
                 (None, Some(port), None, None) => Ok(ReadinessProbe::Tcp(port)),

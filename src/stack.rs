@@ -34,6 +34,8 @@ pub struct Stack {
     pub checks: Vec<String>,
     /// Profiles added without being asked for (defaults of an exclusive group, requirements).
     pub implied_profiles: Vec<String>,
+    /// Things the operator should know about this choice of profiles and shape.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +109,7 @@ impl Stack {
         let (profiles, implied) = select_profiles(&settings.profiles, catalog)?;
         let shape = settings.shape;
 
+        let mut warnings = Vec::new();
         let mut services: IndexMap<String, Service> = IndexMap::new();
         let mut defined_by: HashMap<String, String> = HashMap::new();
         for profile in &profiles {
@@ -137,13 +140,12 @@ impl Stack {
                 );
             }
             if in_shape == 0 && !profile.services.is_empty() {
-                return Err(Error::config_hint(
-                    format!(
-                        "profile `{}` has no services in the {} shape",
-                        profile.name,
-                        shape.as_str()
-                    ),
-                    "select the full shape with `--shape full` or `shape: full` in ragctl.yaml",
+                // Like compose ignoring services of a disabled profile, but said out loud: a developer who
+                // switches an app project to the middleware shape wants its data layer, not an error.
+                warnings.push(format!(
+                    "profile `{}` has no services in the {} shape; only its settings and secrets apply (use --shape full for its services)",
+                    profile.name,
+                    shape.as_str()
                 ));
             }
         }
@@ -267,6 +269,7 @@ impl Stack {
             files,
             checks,
             implied_profiles: implied,
+            warnings,
         })
     }
 
@@ -301,7 +304,7 @@ impl Service {
         settings: &Settings,
     ) -> Result<Service, Error> {
         let full = shape == Shape::Full;
-        let ports = def
+        let mut ports: Vec<PublishedPort> = def
             .ports
             .iter()
             .filter(|p| p.shapes.contains(&shape))
@@ -318,6 +321,8 @@ impl Service {
                 description: p.description.clone(),
             })
             .collect();
+        // Sorted as their rendered form sorts, so linters that want ordered ports are satisfied.
+        ports.sort_by(|a, b| (&a.host_ip, &a.env).cmp(&(&b.host_ip, &b.env)));
         let ready = def.ready.clone().unwrap_or(if def.healthcheck.is_some() {
             ReadinessProbe::Healthcheck
         } else {
@@ -724,11 +729,13 @@ mod tests {
     }
 
     #[test]
-    fn app_in_middleware_shape_is_a_clear_error() {
-        let err = Stack::build(&settings(&["app"], ""), &test_catalog()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "profile `app` has no services in the middleware shape"
+    fn app_in_middleware_shape_renders_the_data_layer_with_a_warning() {
+        let stack = Stack::build(&settings(&["app"], ""), &test_catalog()).unwrap();
+        assert_eq!(stack.services.keys().collect::<Vec<_>>(), ["db", "va"]);
+        assert!(
+            stack.warnings[0].starts_with("profile `app` has no services in the middleware shape"),
+            "{:?}",
+            stack.warnings
         );
     }
 

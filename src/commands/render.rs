@@ -41,6 +41,9 @@ pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, 
         settings,
         &TemplateSource::new(&settings.project_dir),
     )?;
+    for warning in &stack.warnings {
+        out.warn(warning);
+    }
     for implied in &stack.implied_profiles {
         out.detail(&format!(
             "note: profile `{implied}` enabled implicitly (group default or requirement)"

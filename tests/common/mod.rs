@@ -1,0 +1,152 @@
+//! A small builder for running the real `ragctl` binary in a scratch project directory, in the spirit of
+//! `just`'s test harness: args, env and files in; status, stdout and stderr out.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn ragctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ragctl"))
+}
+
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin_null: bool,
+}
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn assert_status(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.status, expected,
+            "unexpected exit status\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::Builder::new()
+                .prefix("ragctl-test")
+                .tempdir()
+                .unwrap(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin_null: true,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(self, rel: &str, contents: &str) -> Test {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel))
+            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.dir.path().join(rel).exists()
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Run with these arguments (the project directory is the scratch directory).
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut cmd = Command::new(ragctl_bin());
+        cmd.current_dir(self.dir.path());
+        cmd.args(self.args.iter());
+        cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
+        // Hermetic: none of the developer's RAGCTL_* / COMPOSE_* settings leak in.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RAGCTL_")
+                || k.starts_with("COMPOSE_")
+                || k == "NO_COLOR"
+                || k == "DOCKER_HOST"
+            {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if self.stdin_null {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd.output().expect("run ragctl");
+        Run {
+            status: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+/// True when tests that need external tools must not skip (CI, or RAGCTL_E2E=1).
+pub fn must_not_skip() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("RAGCTL_E2E").is_ok_and(|v| v == "1")
+}
+
+/// Find an external tool; skip (return None, printing why) outside CI, fail under CI.
+pub fn require_tool(name: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
+    let found = candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .or_else(|| which(name));
+    if found.is_none() {
+        let msg = format!("`{name}` is not installed (run tests/setup.sh)");
+        if must_not_skip() {
+            panic!("{msg}; CI=true or RAGCTL_E2E=1 forbids skipping");
+        }
+        eprintln!("skipping: {msg}");
+    }
+    found
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
