@@ -342,9 +342,7 @@ impl TryFrom<ReadinessDef> for ReadinessProbe {
                     path: h.path,
                 }),
                 (None, None, None, Some(code)) => Ok(ReadinessProbe::Exit(code)),
-                _ => Err(format!(
-                    "a readiness probe needs exactly one kind: {EXPECTED}"
-                )),
+                _ => Err(format!("ready: a probe needs exactly one kind; {EXPECTED}")),
             },
         }
     }

@@ -147,7 +147,12 @@ fn malformed_project_profile_names_file_line_column() {
     let t = Test::new().file("profiles/mine.yaml", "name: mine\ndescription: x\nservices:\n  s:\n    image: x\n    ready: {tcp: 1, http: {port: 1, path: /}}\n");
     let r = t.run(["render", "--profile", "mine"]);
     r.assert_status(2);
-    assert!(r.stderr.contains("profiles/mine.yaml:5:5`: services.s: ready: a probe needs exactly one kind"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("profiles/mine.yaml:5:5`: services.s: ready: a probe needs exactly one kind"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("exactly one kind"), "{}", r.stderr);
 }
 
