@@ -85,8 +85,7 @@ impl Catalog {
     }
 
     fn insert(&mut self, profile: Profile, origin: ProfileOrigin) {
-        self.entries
-            .insert(profile.name.clone(), CatalogEntry { profile, origin });
+        self.entries.insert(profile.name.clone(), CatalogEntry { profile, origin });
     }
 
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
@@ -99,10 +98,7 @@ impl Catalog {
 
     /// Names an operator can pass to `--profile` (always-on profiles are not selectable).
     pub fn selectable_names(&self) -> Vec<String> {
-        self.iter()
-            .filter(|e| !e.profile.always)
-            .map(|e| e.profile.name.clone())
-            .collect()
+        self.iter().filter(|e| !e.profile.always).map(|e| e.profile.name.clone()).collect()
     }
 }
 
@@ -127,17 +123,10 @@ mod tests {
             "name: weaviate\ndescription: mine\nexclusive: vector_store\n",
         )
         .unwrap();
-        std::fs::write(
-            dir.path().join("profiles/extra.yaml"),
-            "name: extra\ndescription: extra things\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("profiles/extra.yaml"), "name: extra\ndescription: extra things\n").unwrap();
         let catalog = Catalog::load(dir.path()).unwrap();
         let w = catalog.get("weaviate").unwrap();
-        assert_eq!(
-            (w.profile.description.as_str(), w.origin),
-            ("mine", ProfileOrigin::Project)
-        );
+        assert_eq!((w.profile.description.as_str(), w.origin), ("mine", ProfileOrigin::Project));
         assert!(catalog.get("extra").is_some());
     }
 
@@ -145,11 +134,8 @@ mod tests {
     fn malformed_project_profile_names_file_line_column() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("profiles")).unwrap();
-        std::fs::write(
-            dir.path().join("profiles/bad.yaml"),
-            "name: bad\ndescription: x\nservices:\n  s: {imag: x}\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("profiles/bad.yaml"), "name: bad\ndescription: x\nservices:\n  s: {imag: x}\n")
+            .unwrap();
         let err = Catalog::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("bad.yaml:4:"), "{err}");
         assert!(err.contains("unknown field `imag`"), "{err}");

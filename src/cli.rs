@@ -35,12 +35,7 @@ pub struct GlobalArgs {
     pub project_name: Option<String>,
 
     /// Enable a profile; repeatable and comma-separated. Replaces RAGCTL_PROFILES / COMPOSE_PROFILES
-    #[arg(
-        long = "profile",
-        global = true,
-        value_name = "NAME",
-        value_delimiter = ','
-    )]
+    #[arg(long = "profile", global = true, value_name = "NAME", value_delimiter = ',')]
     pub profiles: Vec<String>,
 
     /// Stack shape: data services only on loopback, or everything with the production overlay [env: RAGCTL_SHAPE]

@@ -31,9 +31,7 @@ impl EnvSnapshot {
     /// Capture the process environment (only UTF-8 variables; others cannot be meaningful settings).
     pub fn capture() -> Self {
         let vars = std::env::vars_os()
-            .filter_map(|(k, v): (OsString, OsString)| {
-                Some((k.into_string().ok()?, v.into_string().ok()?))
-            })
+            .filter_map(|(k, v): (OsString, OsString)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == NO_COLOR)
             .collect();
         EnvSnapshot { vars }
@@ -45,29 +43,16 @@ impl EnvSnapshot {
         K: Into<String>,
         V: Into<String>,
     {
-        EnvSnapshot {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        EnvSnapshot { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// A variable's value; empty values count as unset, as compose does.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
     /// Variables whose names start with `prefix`, with the prefix removed.
-    pub fn with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.vars
             .iter()
             .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))

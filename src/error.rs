@@ -30,19 +30,11 @@ pub struct SourceLocation {
 
 impl SourceLocation {
     pub fn file(file: impl Into<String>) -> Self {
-        SourceLocation {
-            file: file.into(),
-            line: None,
-            column: None,
-        }
+        SourceLocation { file: file.into(), line: None, column: None }
     }
 
     pub fn at(file: impl Into<String>, line: usize, column: usize) -> Self {
-        SourceLocation {
-            file: file.into(),
-            line: Some(line),
-            column: Some(column),
-        }
+        SourceLocation { file: file.into(), line: Some(line), column: Some(column) }
     }
 
     /// The message of a YAML error without its trailing "at line L column C" (the location says it).
@@ -79,38 +71,21 @@ impl fmt::Display for SourceLocation {
 pub enum Error {
     /// A data file (ragctl.yaml, a profile, .env) does not parse or does not fit its schema.
     #[error("failed to parse `{location}`: {message}")]
-    Parse {
-        location: SourceLocation,
-        message: String,
-    },
+    Parse { location: SourceLocation, message: String },
 
     /// A value is well-formed but not acceptable (an unknown profile, conflicting choices, a bad port).
     #[error("{message}")]
-    Config {
-        message: String,
-        hint: Option<String>,
-    },
+    Config { message: String, hint: Option<String> },
 
     #[error("unknown profile `{name}`")]
-    UnknownProfile {
-        name: String,
-        available: Vec<String>,
-    },
+    UnknownProfile { name: String, available: Vec<String> },
 
     /// A template failed to render.
     #[error("failed to render template `{template}`{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
-    Template {
-        template: String,
-        line: Option<usize>,
-        message: String,
-    },
+    Template { template: String, line: Option<usize>, message: String },
 
     #[error("failed to {action} `{}`: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
 
     /// Rendered files differ from what is on disk (`render --check`).
     #[error("{} rendered file(s) are out of date: {}", files.len(), files.join(", "))]
@@ -119,33 +94,22 @@ pub enum Error {
 
 impl Error {
     pub fn config(message: impl Into<String>) -> Self {
-        Error::Config {
-            message: message.into(),
-            hint: None,
-        }
+        Error::Config { message: message.into(), hint: None }
     }
 
     pub fn config_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Config {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
+        Error::Config { message: message.into(), hint: Some(hint.into()) }
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Error::Io { action, path: path.into(), source }
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Parse { .. }
-            | Error::Config { .. }
-            | Error::UnknownProfile { .. }
-            | Error::Template { .. } => exit::USAGE,
+            Error::Parse { .. } | Error::Config { .. } | Error::UnknownProfile { .. } | Error::Template { .. } => {
+                exit::USAGE
+            }
             Error::Io { .. } | Error::Drift { .. } => exit::FAILURE,
         }
     }
@@ -154,9 +118,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Config { hint, .. } => hint.clone(),
-            Error::UnknownProfile { available, .. } => {
-                Some(format!("available profiles: {}", available.join(", ")))
-            }
+            Error::UnknownProfile { available, .. } => Some(format!("available profiles: {}", available.join(", "))),
             Error::Drift { .. } => Some("run `ragctl render` to update them".to_string()),
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("check the permissions of the file and its directory".to_string())

@@ -66,10 +66,6 @@ impl Output {
     }
 
     fn paint(&self, word: &str, ansi: &str) -> String {
-        if self.color {
-            format!("\x1b[1;{ansi}m{word}\x1b[0m")
-        } else {
-            word.to_string()
-        }
+        if self.color { format!("\x1b[1;{ansi}m{word}\x1b[0m") } else { word.to_string() }
     }
 }

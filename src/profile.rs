@@ -337,10 +337,7 @@ impl TryFrom<ReadinessDef> for ReadinessProbe {
             ReadinessDef::Map(m) => match (m.exec, m.tcp, m.http, m.exit) {
                 (Some(cmd), None, None, None) if !cmd.is_empty() => Ok(ReadinessProbe::Exec(cmd)),
                 (None, Some(port), None, None) => Ok(ReadinessProbe::Tcp(port)),
-                (None, None, Some(h), None) => Ok(ReadinessProbe::Http {
-                    port: h.port,
-                    path: h.path,
-                }),
+                (None, None, Some(h), None) => Ok(ReadinessProbe::Http { port: h.port, path: h.path }),
                 (None, None, None, Some(code)) => Ok(ReadinessProbe::Exit(code)),
                 _ => Err(format!("ready: a probe needs exactly one kind; {EXPECTED}")),
             },
@@ -397,10 +394,7 @@ impl Profile {
         if profile.name != stem {
             return Err(Error::Parse {
                 location: SourceLocation::file(origin),
-                message: format!(
-                    "profile name `{}` must match the file name `{stem}`",
-                    profile.name
-                ),
+                message: format!("profile name `{}` must match the file name `{stem}`", profile.name),
             });
         }
         Ok(profile)

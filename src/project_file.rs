@@ -27,6 +27,9 @@ pub struct ProjectFile {
     /// Host address middleware ports are published on.
     #[serde(default)]
     pub bind_address: Option<String>,
+    /// Host address the public entry (nginx) is published on in the full shape.
+    #[serde(default)]
+    pub public_address: Option<String>,
     /// Default host ports, by the `.env` key that moves each (`EXPOSE_DB_PORT: 5433`).
     #[serde(default)]
     pub ports: IndexMap<String, u16>,
@@ -89,16 +92,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = ProjectFile::parse(
-            "ragctl.yaml",
-            "project: x\nshape: full\nreplica: {api: 2}\n",
-        )
-        .unwrap_err();
+        let err = ProjectFile::parse("ragctl.yaml", "project: x\nshape: full\nreplica: {api: 2}\n").unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("failed to parse `ragctl.yaml:3:1`"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("failed to parse `ragctl.yaml:3:1`"), "{msg}");
         assert!(msg.contains("unknown field `replica`"), "{msg}");
     }
 
@@ -110,9 +106,6 @@ mod tests {
 
     #[test]
     fn empty_file_is_defaults() {
-        assert_eq!(
-            ProjectFile::parse("ragctl.yaml", "\n").unwrap(),
-            ProjectFile::default()
-        );
+        assert_eq!(ProjectFile::parse("ragctl.yaml", "\n").unwrap(), ProjectFile::default());
     }
 }

@@ -45,6 +45,8 @@ pub struct Settings {
     pub format: Format,
     pub domain: String,
     pub bind_address: String,
+    /// Host address the public entry (nginx, full shape) is published on.
+    pub public_address: String,
     pub ports: IndexMap<String, u16>,
     pub images: IndexMap<String, String>,
     pub registry: Option<String>,
@@ -78,10 +80,7 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("."));
         if !project_dir.is_dir() {
             return Err(Error::config_hint(
-                format!(
-                    "project directory `{}` does not exist",
-                    project_dir.display()
-                ),
+                format!("project directory `{}` does not exist", project_dir.display()),
                 "pass an existing directory with -C/--project-dir",
             ));
         }
@@ -100,14 +99,8 @@ impl Settings {
             .project_name
             .clone()
             .map(|n| (n, "--project-name"))
-            .or_else(|| {
-                env.get(ev::RAGCTL_PROJECT_NAME)
-                    .map(|n| (n.to_string(), ev::RAGCTL_PROJECT_NAME))
-            })
-            .or_else(|| {
-                env.get(ev::COMPOSE_PROJECT_NAME)
-                    .map(|n| (n.to_string(), ev::COMPOSE_PROJECT_NAME))
-            })
+            .or_else(|| env.get(ev::RAGCTL_PROJECT_NAME).map(|n| (n.to_string(), ev::RAGCTL_PROJECT_NAME)))
+            .or_else(|| env.get(ev::COMPOSE_PROJECT_NAME).map(|n| (n.to_string(), ev::COMPOSE_PROJECT_NAME)))
             .or_else(|| file.project.clone().map(|n| (n, "ragctl.yaml `project`")))
         {
             Some((name, origin)) => validate_project_name(&name, origin)?,
@@ -115,24 +108,15 @@ impl Settings {
         };
 
         let (profiles, profiles_source) = if !flags.profiles.is_empty() {
-            (
-                split_profiles(flags.profiles.iter().map(String::as_str)),
-                ProfileSource::Flag,
-            )
+            (split_profiles(flags.profiles.iter().map(String::as_str)), ProfileSource::Flag)
         } else if let Some(v) = env.get(ev::RAGCTL_PROFILES) {
             (split_profiles([v]), ProfileSource::RagctlEnv)
         } else if let Some(v) = env.get(ev::COMPOSE_PROFILES) {
             (split_profiles([v]), ProfileSource::ComposeEnv)
         } else if let Some(p) = &file.profiles {
-            (
-                split_profiles(p.iter().map(String::as_str)),
-                ProfileSource::ProjectFile,
-            )
+            (split_profiles(p.iter().map(String::as_str)), ProfileSource::ProjectFile)
         } else {
-            (
-                DEFAULT_PROFILES.iter().map(|s| s.to_string()).collect(),
-                ProfileSource::Default,
-            )
+            (DEFAULT_PROFILES.iter().map(|s| s.to_string()).collect(), ProfileSource::Default)
         };
 
         let shape = match flags.shape {
@@ -170,11 +154,7 @@ impl Settings {
             .clone()
             .or_else(|| env.get(ev::RAGCTL_ENV_FILE).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(".env"));
-        let env_file = if env_file.is_absolute() {
-            env_file
-        } else {
-            project_dir.join(env_file)
-        };
+        let env_file = if env_file.is_absolute() { env_file } else { project_dir.join(env_file) };
 
         let mut images = file.images.clone();
         for (suffix, image) in env.with_prefix(ev::RAGCTL_IMAGE_PREFIX) {
@@ -182,10 +162,7 @@ impl Settings {
             // matches services by this normalised key.
             images.insert(image_key(suffix), image.to_string());
         }
-        let images = images
-            .into_iter()
-            .map(|(svc, img)| (image_key(&svc), img))
-            .collect();
+        let images = images.into_iter().map(|(svc, img)| (image_key(&svc), img)).collect();
 
         let registry = env
             .get(ev::RAGCTL_REGISTRY)
@@ -196,9 +173,7 @@ impl Settings {
         let tls_file = file.tls.clone().unwrap_or_default();
         let tls = TlsSettings {
             cert_dir: tls_file.cert_dir.unwrap_or_else(|| "./certs".into()),
-            certificate: tls_file
-                .certificate
-                .unwrap_or_else(|| "fullchain.pem".into()),
+            certificate: tls_file.certificate.unwrap_or_else(|| "fullchain.pem".into()),
             key: tls_file.key.unwrap_or_else(|| "privkey.pem".into()),
         };
 
@@ -217,10 +192,8 @@ impl Settings {
             env_file,
             format,
             domain: file.domain.clone().unwrap_or_else(|| "localhost".into()),
-            bind_address: file
-                .bind_address
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".into()),
+            bind_address: file.bind_address.clone().unwrap_or_else(|| "127.0.0.1".into()),
+            public_address: file.public_address.clone().unwrap_or_else(|| "0.0.0.0".into()),
             ports: file.ports.clone(),
             images,
             registry,
@@ -266,13 +239,8 @@ fn split_profiles<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> 
 
 /// Compose's rule: lowercase letters, digits, `_` and `-`, starting with a letter or digit.
 fn validate_project_name(name: &str, origin: &str) -> Result<String, Error> {
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if valid {
         Ok(name.to_string())
     } else {
@@ -296,11 +264,7 @@ fn project_name_from_dir(dir: &Path) -> String {
         .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
         .skip_while(|c| !c.is_ascii_alphanumeric())
         .collect();
-    if name.is_empty() {
-        "ragctl".to_string()
-    } else {
-        name
-    }
+    if name.is_empty() { "ragctl".to_string() } else { name }
 }
 
 #[cfg(test)]
@@ -331,37 +295,17 @@ mod tests {
     fn profile_precedence_flag_then_ragctl_env_then_compose_env_then_file() {
         let file = "profiles: [qdrant]\n";
         let s = resolve(GlobalArgs::default(), &[], file).unwrap();
-        assert_eq!(
-            (s.profiles, s.profiles_source),
-            (vec!["qdrant".into()], ProfileSource::ProjectFile)
-        );
-        let s = resolve(
-            GlobalArgs::default(),
-            &[("COMPOSE_PROFILES", "milvus")],
-            file,
-        )
-        .unwrap();
-        assert_eq!(
-            (s.profiles, s.profiles_source),
-            (vec!["milvus".into()], ProfileSource::ComposeEnv)
-        );
-        let env = [
-            ("COMPOSE_PROFILES", "milvus"),
-            ("RAGCTL_PROFILES", "pgvector, app"),
-        ];
+        assert_eq!((s.profiles, s.profiles_source), (vec!["qdrant".into()], ProfileSource::ProjectFile));
+        let s = resolve(GlobalArgs::default(), &[("COMPOSE_PROFILES", "milvus")], file).unwrap();
+        assert_eq!((s.profiles, s.profiles_source), (vec!["milvus".into()], ProfileSource::ComposeEnv));
+        let env = [("COMPOSE_PROFILES", "milvus"), ("RAGCTL_PROFILES", "pgvector, app")];
         let s = resolve(GlobalArgs::default(), &env, file).unwrap();
         assert_eq!(s.profiles, ["pgvector", "app"]);
-        let flags = GlobalArgs {
-            profiles: vec!["app,weaviate".into(), "monitoring".into()],
-            ..Default::default()
-        };
+        let flags = GlobalArgs { profiles: vec!["app,weaviate".into(), "monitoring".into()], ..Default::default() };
         let s = resolve(flags, &env, file).unwrap();
         assert_eq!(
             (s.profiles, s.profiles_source),
-            (
-                vec!["app".into(), "weaviate".into(), "monitoring".into()],
-                ProfileSource::Flag
-            )
+            (vec!["app".into(), "weaviate".into(), "monitoring".into()], ProfileSource::Flag)
         );
     }
 
@@ -369,29 +313,13 @@ mod tests {
     fn project_name_precedence_and_validation() {
         let s = resolve(GlobalArgs::default(), &[], "").unwrap();
         assert_eq!(s.project_name, "ragctl"); // /p/my-Stack does not exist, so canonicalize fails
-        let s = resolve(
-            GlobalArgs::default(),
-            &[("COMPOSE_PROJECT_NAME", "c")],
-            "project: f\n",
-        )
-        .unwrap();
+        let s = resolve(GlobalArgs::default(), &[("COMPOSE_PROJECT_NAME", "c")], "project: f\n").unwrap();
         assert_eq!(s.project_name, "c");
-        let s = resolve(
-            GlobalArgs::default(),
-            &[("RAGCTL_PROJECT_NAME", "r"), ("COMPOSE_PROJECT_NAME", "c")],
-            "",
-        )
-        .unwrap();
+        let s =
+            resolve(GlobalArgs::default(), &[("RAGCTL_PROJECT_NAME", "r"), ("COMPOSE_PROJECT_NAME", "c")], "").unwrap();
         assert_eq!(s.project_name, "r");
-        let err = resolve(
-            GlobalArgs {
-                project_name: Some("Bad Name".into()),
-                ..Default::default()
-            },
-            &[],
-            "",
-        )
-        .unwrap_err();
+        let err =
+            resolve(GlobalArgs { project_name: Some("Bad Name".into()), ..Default::default() }, &[], "").unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--project-name"), "{err}");
     }
@@ -399,12 +327,7 @@ mod tests {
     #[test]
     fn image_overrides_from_env_win_over_file_and_normalise_names() {
         let file = "images:\n  milvus-standalone: a/m:1\n  api: a/api:1\n";
-        let s = resolve(
-            GlobalArgs::default(),
-            &[("RAGCTL_IMAGE_MILVUS_STANDALONE", "t/m:2")],
-            file,
-        )
-        .unwrap();
+        let s = resolve(GlobalArgs::default(), &[("RAGCTL_IMAGE_MILVUS_STANDALONE", "t/m:2")], file).unwrap();
         assert_eq!(s.image_override("milvus-standalone"), Some("t/m:2"));
         assert_eq!(s.image_override("api"), Some("a/api:1"));
         assert_eq!(s.image_override("web"), None);
@@ -414,31 +337,15 @@ mod tests {
     fn shape_and_format_env_values_are_validated() {
         let err = resolve(GlobalArgs::default(), &[("RAGCTL_SHAPE", "huge")], "").unwrap_err();
         assert!(err.to_string().contains("RAGCTL_SHAPE"));
-        let s = resolve(
-            GlobalArgs::default(),
-            &[("RAGCTL_SHAPE", "full")],
-            "shape: middleware\n",
-        )
-        .unwrap();
+        let s = resolve(GlobalArgs::default(), &[("RAGCTL_SHAPE", "full")], "shape: middleware\n").unwrap();
         assert_eq!(s.shape, Shape::Full);
-        let flags = GlobalArgs {
-            shape: Some(ShapeArg::Middleware),
-            ..Default::default()
-        };
-        assert_eq!(
-            resolve(flags, &[("RAGCTL_SHAPE", "full")], "")
-                .unwrap()
-                .shape,
-            Shape::Middleware
-        );
+        let flags = GlobalArgs { shape: Some(ShapeArg::Middleware), ..Default::default() };
+        assert_eq!(resolve(flags, &[("RAGCTL_SHAPE", "full")], "").unwrap().shape, Shape::Middleware);
     }
 
     #[test]
     fn project_name_from_directory_follows_compose() {
-        let dir = tempfile::Builder::new()
-            .prefix("My.Stack_1")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("My.Stack_1").tempdir().unwrap();
         let name = project_name_from_dir(dir.path());
         assert!(name.starts_with("mystack_1"), "{name}");
     }

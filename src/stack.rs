@@ -10,14 +10,13 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::profile::{
-    DependencyCondition, EnvSetting, FileSpec, HealthcheckDef, Profile, ReadinessProbe, Resources,
-    SecretSpec, Shape, Ulimit,
+    DependencyCondition, EnvSetting, FileSpec, HealthcheckDef, Profile, ReadinessProbe, Resources, SecretSpec, Shape,
+    Ulimit,
 };
 use crate::settings::Settings;
 
 /// Networks of the full shape. `data` is internal: databases are reachable only from services on it.
-pub const FULL_NETWORKS: [(&str, bool); 3] =
-    [("frontend", false), ("backend", false), ("data", true)];
+pub const FULL_NETWORKS: [(&str, bool); 3] = [("frontend", false), ("backend", false), ("data", true)];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
@@ -126,18 +125,12 @@ impl Stack {
                     && services.contains_key(name)
                 {
                     return Err(Error::config_hint(
-                        format!(
-                            "service `{name}` is defined by profiles `{other}` and `{}`",
-                            profile.name
-                        ),
+                        format!("service `{name}` is defined by profiles `{other}` and `{}`", profile.name),
                         format!("add `replaces: [{name}]` to one of them"),
                     ));
                 }
                 defined_by.insert(name.clone(), profile.name.clone());
-                services.insert(
-                    name.clone(),
-                    Service::from_def(name, &profile.name, def, shape, settings)?,
-                );
+                services.insert(name.clone(), Service::from_def(name, &profile.name, def, shape, settings)?);
             }
             if in_shape == 0 && !profile.services.is_empty() {
                 // Like compose ignoring services of a disabled profile, but said out loud: a developer who
@@ -179,11 +172,7 @@ impl Stack {
                             svc.name, svc.profile
                         )));
                     }
-                    if let Some(bad) = svc
-                        .networks
-                        .iter()
-                        .find(|n| !FULL_NETWORKS.iter().any(|(f, _)| f == n))
-                    {
+                    if let Some(bad) = svc.networks.iter().find(|n| !FULL_NETWORKS.iter().any(|(f, _)| f == n)) {
                         return Err(Error::config(format!(
                             "service `{}` of profile `{}` uses unknown network `{bad}`; use frontend, backend or data",
                             svc.name, svc.profile
@@ -198,15 +187,8 @@ impl Stack {
                 }
                 FULL_NETWORKS
                     .iter()
-                    .filter(|(n, _)| {
-                        services
-                            .values()
-                            .any(|s| s.networks.iter().any(|sn| sn == n))
-                    })
-                    .map(|(n, internal)| Network {
-                        name: n.to_string(),
-                        internal: *internal,
-                    })
+                    .filter(|(n, _)| services.values().any(|s| s.networks.iter().any(|sn| sn == n)))
+                    .map(|(n, internal)| Network { name: n.to_string(), internal: *internal })
                     .collect()
             }
             Shape::Middleware => {
@@ -236,19 +218,11 @@ impl Stack {
         for p in &profiles {
             for s in &p.secrets {
                 if !secrets.iter().any(|e| e.spec.name == s.name) {
-                    secrets.push(StackSecret {
-                        spec: s.clone(),
-                        profile: p.name.clone(),
-                    });
+                    secrets.push(StackSecret { spec: s.clone(), profile: p.name.clone() });
                 }
             }
             env.extend(p.env.clone());
-            files.extend(
-                p.files
-                    .iter()
-                    .filter(|f| f.shapes.contains(&shape))
-                    .cloned(),
-            );
+            files.extend(p.files.iter().filter(|f| f.shapes.contains(&shape)).cloned());
             for c in &p.checks {
                 if !checks.contains(c) {
                     checks.push(c.clone());
@@ -280,9 +254,7 @@ impl Stack {
         while placed.len() < self.services.len() {
             let before = placed.len();
             for svc in self.services.values() {
-                if !done.contains(svc.name.as_str())
-                    && svc.depends_on.keys().all(|d| done.contains(d.as_str()))
-                {
+                if !done.contains(svc.name.as_str()) && svc.depends_on.keys().all(|d| done.contains(d.as_str())) {
                     done.insert(&svc.name);
                     placed.push(svc);
                 }
@@ -309,11 +281,7 @@ impl Service {
             .iter()
             .filter(|p| p.shapes.contains(&shape))
             .map(|p| PublishedPort {
-                host_ip: if full {
-                    String::new()
-                } else {
-                    settings.bind_address.clone()
-                },
+                host_ip: if full { settings.public_address.clone() } else { settings.bind_address.clone() },
                 env: p.env.clone(),
                 default: settings.ports.get(&p.env).copied().unwrap_or(p.default),
                 target: p.target,
@@ -348,16 +316,8 @@ impl Service {
             resources: if full { def.resources.clone() } else { None },
             timeout: def.timeout,
             restart: "unless-stopped".into(),
-            logging: Some(Logging {
-                driver: "json-file".into(),
-                max_size: "10m".into(),
-                max_file: 3,
-            }),
-            security_opt: if full {
-                vec!["no-new-privileges:true".into()]
-            } else {
-                Vec::new()
-            },
+            logging: Some(Logging { driver: "json-file".into(), max_size: "10m".into(), max_file: 3 }),
+            security_opt: if full { vec!["no-new-privileges:true".into()] } else { Vec::new() },
             stop_grace_period: def.stop_grace_period.clone(),
             shm_size: def.shm_size.clone(),
             tmpfs: def.tmpfs.clone(),
@@ -370,25 +330,16 @@ impl Service {
 }
 
 /// Resolve requested names to profiles: validate, add requirements and group defaults, reject conflicts.
-fn select_profiles<'c>(
-    requested: &[String],
-    catalog: &'c Catalog,
-) -> Result<(Vec<&'c Profile>, Vec<String>), Error> {
+fn select_profiles<'c>(requested: &[String], catalog: &'c Catalog) -> Result<(Vec<&'c Profile>, Vec<String>), Error> {
     let mut chosen: BTreeSet<String> = BTreeSet::new();
     let mut implied = Vec::new();
-    let mut queue: Vec<(String, Option<String>)> =
-        requested.iter().map(|r| (r.clone(), None)).collect();
+    let mut queue: Vec<(String, Option<String>)> = requested.iter().map(|r| (r.clone(), None)).collect();
     while let Some((name, required_by)) = queue.pop() {
         let entry = catalog.get(&name).filter(|e| !e.profile.always);
         let Some(entry) = entry else {
             return Err(match required_by {
-                Some(by) => {
-                    Error::config(format!("profile `{by}` requires unknown profile `{name}`"))
-                }
-                None => Error::UnknownProfile {
-                    name,
-                    available: catalog.selectable_names(),
-                },
+                Some(by) => Error::config(format!("profile `{by}` requires unknown profile `{name}`")),
+                None => Error::UnknownProfile { name, available: catalog.selectable_names() },
             });
         };
         if chosen.insert(name.clone()) {
@@ -403,10 +354,7 @@ fn select_profiles<'c>(
 
     let mut groups: IndexMap<&str, Vec<&str>> = IndexMap::new();
     for name in &chosen {
-        if let Some(g) = catalog
-            .get(name)
-            .and_then(|e| e.profile.exclusive.as_deref())
-        {
+        if let Some(g) = catalog.get(name).and_then(|e| e.profile.exclusive.as_deref()) {
             groups.entry(g).or_default().push(name);
         }
     }
@@ -415,11 +363,7 @@ fn select_profiles<'c>(
             return Err(Error::config_hint(
                 format!(
                     "profiles {} are mutually exclusive: each chooses the `{group}`",
-                    members
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                    members.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" and ")
                 ),
                 format!("enable only one of them with --profile or `profiles:` in ragctl.yaml"),
             ));
@@ -440,26 +384,14 @@ fn select_profiles<'c>(
         }
     }
 
-    let mut profiles: Vec<&Profile> = catalog
-        .iter()
-        .filter(|e| e.profile.always)
-        .map(|e| &e.profile)
-        .collect();
-    profiles.extend(
-        chosen
-            .iter()
-            .filter_map(|n| catalog.get(n))
-            .map(|e| &e.profile),
-    );
+    let mut profiles: Vec<&Profile> = catalog.iter().filter(|e| e.profile.always).map(|e| &e.profile).collect();
+    profiles.extend(chosen.iter().filter_map(|n| catalog.get(n)).map(|e| &e.profile));
     implied.sort();
     Ok((profiles, implied))
 }
 
 /// Every `depends_on` names an enabled service, and there is no cycle.
-fn check_dependencies(
-    services: &IndexMap<String, Service>,
-    catalog: &Catalog,
-) -> Result<(), Error> {
+fn check_dependencies(services: &IndexMap<String, Service>, catalog: &Catalog) -> Result<(), Error> {
     for svc in services.values() {
         for dep in svc.depends_on.keys() {
             if !services.contains_key(dep) {
@@ -468,13 +400,8 @@ fn check_dependencies(
                     .find(|e| e.profile.services.contains_key(dep))
                     .map(|e| format!("enable profile `{}`", e.profile.name));
                 return Err(Error::Config {
-                    message: format!(
-                        "service `{}` depends on `{dep}`, which is not enabled",
-                        svc.name
-                    ),
-                    hint: Some(
-                        provider.unwrap_or_else(|| format!("remove `{dep}` from its depends_on")),
-                    ),
+                    message: format!("service `{}` depends on `{dep}`, which is not enabled", svc.name),
+                    hint: Some(provider.unwrap_or_else(|| format!("remove `{dep}` from its depends_on"))),
                 });
             }
         }
@@ -512,19 +439,13 @@ fn check_dependencies(
     let mut state = HashMap::new();
     for name in services.keys() {
         if let Some(cycle) = visit(name, services, &mut state, &mut Vec::new()) {
-            return Err(Error::config(format!(
-                "dependency cycle: {}",
-                cycle.join(" → ")
-            )));
+            return Err(Error::config(format!("dependency cycle: {}", cycle.join(" → "))));
         }
     }
     Ok(())
 }
 
-fn apply_settings_overrides(
-    services: &mut IndexMap<String, Service>,
-    settings: &Settings,
-) -> Result<(), Error> {
+fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: &Settings) -> Result<(), Error> {
     for (name, count) in &settings.replicas {
         let Some(svc) = services.get_mut(name) else {
             continue;
@@ -549,10 +470,7 @@ fn apply_settings_overrides(
         if let Some(svc) = services.get_mut(name)
             && settings.shape == Shape::Full
         {
-            let current = svc.resources.get_or_insert(Resources {
-                cpus: None,
-                memory: None,
-            });
+            let current = svc.resources.get_or_insert(Resources { cpus: None, memory: None });
             if res.cpus.is_some() {
                 current.cpus = res.cpus.clone();
             }
@@ -574,10 +492,8 @@ fn apply_settings_overrides(
 /// `name:/path[:mode]` where `name` is a named volume (not a path or an interpolation).
 pub fn named_volume(spec: &str) -> Option<&str> {
     let source = spec.split(':').next()?;
-    let is_path = source.starts_with('.')
-        || source.starts_with('/')
-        || source.starts_with('~')
-        || source.starts_with('$');
+    let is_path =
+        source.starts_with('.') || source.starts_with('/') || source.starts_with('~') || source.starts_with('$');
     (!is_path && spec.contains(':') && !source.is_empty()).then_some(source)
 }
 
@@ -603,11 +519,7 @@ fn validate_secret_references(secrets: &[StackSecret]) -> Result<(), Error> {
                 }
             }
         }
-        let kinds = [
-            s.spec.format.is_some(),
-            s.spec.equals.is_some(),
-            s.spec.derive.is_some(),
-        ];
+        let kinds = [s.spec.format.is_some(), s.spec.equals.is_some(), s.spec.derive.is_some()];
         if kinds.iter().filter(|k| **k).count() != 1 {
             return Err(Error::config(format!(
                 "secret `{}` of profile `{}` needs exactly one of `format`, `equals`, `derive`",
@@ -620,10 +532,7 @@ fn validate_secret_references(secrets: &[StackSecret]) -> Result<(), Error> {
 
 /// The `{NAME}` placeholders of a derive template.
 pub fn derive_references(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+    template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
 #[cfg(test)]
@@ -635,18 +544,9 @@ mod tests {
     use std::path::PathBuf;
 
     fn settings(profiles: &[&str], file: &str) -> Settings {
-        let flags = GlobalArgs {
-            profiles: profiles.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
+        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let file = ProjectFile::parse("ragctl.yaml", file).unwrap();
-        Settings::resolve_with(
-            &flags,
-            &EnvSnapshot::default(),
-            PathBuf::from("/p/demo"),
-            file,
-        )
-        .unwrap()
+        Settings::resolve_with(&flags, &EnvSnapshot::default(), PathBuf::from("/p/demo"), file).unwrap()
     }
 
     fn profile(yaml: &str) -> Profile {
@@ -701,29 +601,16 @@ mod tests {
     fn unknown_profile_lists_the_available_ones() {
         let err = Stack::build(&settings(&["weaviat"], ""), &test_catalog()).unwrap_err();
         assert_eq!(err.to_string(), "unknown profile `weaviat`");
-        assert_eq!(
-            err.hint().unwrap(),
-            "available profiles: app, cluster, ha, vec_a, vec_b"
-        );
+        assert_eq!(err.hint().unwrap(), "available profiles: app, cluster, ha, vec_a, vec_b");
         // always-on profiles are not selectable
-        assert!(matches!(
-            Stack::build(&settings(&["base"], ""), &test_catalog()),
-            Err(Error::UnknownProfile { .. })
-        ));
+        assert!(matches!(Stack::build(&settings(&["base"], ""), &test_catalog()), Err(Error::UnknownProfile { .. })));
     }
 
     #[test]
     fn middleware_publishes_on_loopback_and_has_no_networks() {
-        let stack = Stack::build(
-            &settings(&["vec_b"], "ports: {EXPOSE_DB_PORT: 5433}\n"),
-            &test_catalog(),
-        )
-        .unwrap();
+        let stack = Stack::build(&settings(&["vec_b"], "ports: {EXPOSE_DB_PORT: 5433}\n"), &test_catalog()).unwrap();
         let db = &stack.services["db"];
-        assert_eq!(
-            (db.ports[0].host_ip.as_str(), db.ports[0].default),
-            ("127.0.0.1", 5433)
-        );
+        assert_eq!((db.ports[0].host_ip.as_str(), db.ports[0].default), ("127.0.0.1", 5433));
         assert!(stack.networks.is_empty() && db.networks.is_empty());
         assert_eq!(stack.volumes, ["db_data"]);
     }
@@ -745,10 +632,7 @@ mod tests {
         assert!(stack.services["db"].ports.is_empty());
         let data = stack.networks.iter().find(|n| n.name == "data").unwrap();
         assert!(data.internal);
-        assert_eq!(
-            stack.services["app"].security_opt,
-            ["no-new-privileges:true"]
-        );
+        assert_eq!(stack.services["app"].security_opt, ["no-new-privileges:true"]);
     }
 
     #[test]
@@ -761,14 +645,12 @@ mod tests {
     #[test]
     fn depends_on_a_disabled_service_names_the_profile() {
         let mut catalog = test_catalog();
-        catalog = Catalog::from_profiles(catalog.iter().map(|e| e.profile.clone()).chain([profile(
-            "name: extra\ndescription: e\nservices:\n  x: {image: x, depends_on: {app: started}}\n",
-        )]));
+        catalog =
+            Catalog::from_profiles(catalog.iter().map(|e| e.profile.clone()).chain([profile(
+                "name: extra\ndescription: e\nservices:\n  x: {image: x, depends_on: {app: started}}\n",
+            )]));
         let err = Stack::build(&settings(&["extra"], ""), &catalog).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "service `x` depends on `app`, which is not enabled"
-        );
+        assert_eq!(err.to_string(), "service `x` depends on `app`, which is not enabled");
         assert_eq!(err.hint().unwrap(), "enable profile `app`");
     }
 
@@ -783,16 +665,10 @@ mod tests {
 
     #[test]
     fn replicas_only_for_stateless_services_and_image_overrides_apply() {
-        let err = Stack::build(
-            &settings(&["app"], "shape: full\nreplicas: {db: 2}\n"),
-            &test_catalog(),
-        )
-        .unwrap_err();
+        let err = Stack::build(&settings(&["app"], "shape: full\nreplicas: {db: 2}\n"), &test_catalog()).unwrap_err();
         assert!(err.to_string().contains("`db` keeps state"));
-        let s = settings(
-            &["app"],
-            "shape: full\nreplicas: {app: 5}\nregistry: mirror:5000/\nimages: {db: local/pg:15}\n",
-        );
+        let s =
+            settings(&["app"], "shape: full\nreplicas: {app: 5}\nregistry: mirror:5000/\nimages: {db: local/pg:15}\n");
         let stack = Stack::build(&s, &test_catalog()).unwrap();
         assert_eq!(stack.services["app"].replicas, 5);
         assert_eq!(stack.services["app"].image, "mirror:5000/app");
@@ -802,21 +678,14 @@ mod tests {
     #[test]
     fn start_order_puts_dependencies_first() {
         let stack = Stack::build(&settings(&["app"], "shape: full\n"), &test_catalog()).unwrap();
-        let order: Vec<_> = stack
-            .start_order()
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
+        let order: Vec<_> = stack.start_order().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(order, ["db", "va", "app"]);
     }
 
     #[test]
     fn named_volumes_are_told_from_paths() {
         assert_eq!(named_volume("db_data:/var/lib/x"), Some("db_data"));
-        assert_eq!(
-            named_volume("./config/nginx.conf:/etc/nginx/nginx.conf:ro"),
-            None
-        );
+        assert_eq!(named_volume("./config/nginx.conf:/etc/nginx/nginx.conf:ro"), None);
         assert_eq!(named_volume("/srv:/srv"), None);
         assert_eq!(named_volume("${CERTS:-./certs}:/c"), None);
         assert_eq!(named_volume("/anonymous"), None);

@@ -30,12 +30,8 @@ pub fn run(cli: Cli) -> i32 {
             return e.exit_code();
         }
     };
-    let out = Output {
-        format: settings.format,
-        quiet: settings.quiet,
-        verbose: settings.verbose,
-        color: settings.color,
-    };
+    let out =
+        Output { format: settings.format, quiet: settings.quiet, verbose: settings.verbose, color: settings.color };
     let result = match &cli.command {
         Command::Render(args) => render::run(&settings, &out, args),
         Command::Profiles => profiles::run(&settings, &out),

@@ -54,11 +54,7 @@ pub fn run(settings: &Settings, out: &Output) -> Result<i32, Error> {
         if r.origin == ProfileOrigin::Project {
             tags.push("from profiles/".to_string());
         }
-        let tags = if tags.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", tags.join(", "))
-        };
+        let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.join(", ")) };
         text.push_str(&format!("{}{tags}\n  {}\n", r.name, r.description));
         if !r.services.is_empty() {
             text.push_str(&format!("  services: {}\n", r.services.join(", ")));

@@ -36,18 +36,12 @@ struct Report<'a> {
 
 pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, Error> {
     let (_, stack) = super::load_stack(settings)?;
-    let files = render_stack(
-        &stack,
-        settings,
-        &TemplateSource::new(&settings.project_dir),
-    )?;
+    let files = render_stack(&stack, settings, &TemplateSource::new(&settings.project_dir))?;
     for warning in &stack.warnings {
         out.warn(warning);
     }
     for implied in &stack.implied_profiles {
-        out.detail(&format!(
-            "note: profile `{implied}` enabled implicitly (group default or requirement)"
-        ));
+        out.detail(&format!("note: profile `{implied}` enabled implicitly (group default or requirement)"));
     }
 
     if args.stdout {
@@ -57,14 +51,9 @@ pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, 
         return Ok(super::OK);
     }
 
-    let output_dir = args
-        .output
-        .clone()
-        .unwrap_or_else(|| settings.project_dir.clone());
-    let plan: Vec<(&RenderedFile, FileStatus)> = files
-        .iter()
-        .map(|f| (f, status_of(&output_dir.join(&f.path), f)))
-        .collect();
+    let output_dir = args.output.clone().unwrap_or_else(|| settings.project_dir.clone());
+    let plan: Vec<(&RenderedFile, FileStatus)> =
+        files.iter().map(|f| (f, status_of(&output_dir.join(&f.path), f))).collect();
 
     if !args.check {
         for (file, status) in &plan {
@@ -79,19 +68,10 @@ pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, 
         profiles: &stack.profiles,
         shape: stack.shape.as_str(),
         check: args.check,
-        files: plan
-            .iter()
-            .map(|(f, s)| FilePlan {
-                path: &f.path,
-                status: *s,
-            })
-            .collect(),
+        files: plan.iter().map(|(f, s)| FilePlan { path: &f.path, status: *s }).collect(),
     };
-    let changed: Vec<String> = plan
-        .iter()
-        .filter(|(_, s)| *s != FileStatus::Unchanged)
-        .map(|(f, _)| f.path.clone())
-        .collect();
+    let changed: Vec<String> =
+        plan.iter().filter(|(_, s)| *s != FileStatus::Unchanged).map(|(f, _)| f.path.clone()).collect();
     if out.is_json() {
         out.json(&report);
     } else {
@@ -137,9 +117,7 @@ pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, 
 
 fn status_of(path: &Path, file: &RenderedFile) -> FileStatus {
     match std::fs::read(path) {
-        Ok(bytes) if bytes == file.contents.as_bytes() && mode_matches(path, file.executable) => {
-            FileStatus::Unchanged
-        }
+        Ok(bytes) if bytes == file.contents.as_bytes() && mode_matches(path, file.executable) => FileStatus::Unchanged,
         Ok(_) => FileStatus::Update,
         Err(_) => FileStatus::Create,
     }
@@ -162,6 +140,5 @@ fn write_rendered(output_dir: &Path, file: &RenderedFile) -> Result<(), Error> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
     }
     let mode = if file.executable { 0o755 } else { 0o644 };
-    write_atomic(&path, file.contents.as_bytes(), Some(mode))
-        .map_err(|e| Error::io("write", &path, e))
+    write_atomic(&path, file.contents.as_bytes(), Some(mode)).map_err(|e| Error::io("write", &path, e))
 }
