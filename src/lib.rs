@@ -5,3 +5,4 @@
 //! into files, and only the command layer writes files or talks to Docker.
 
 pub mod atomic_file;
+pub mod dotenv;
