@@ -8,6 +8,7 @@ pub mod atomic_file;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod dotenv;
 pub mod env_vars;
 pub mod error;
 pub mod output;
