@@ -15,11 +15,7 @@
 
 /// Characters that mean nothing special to any reader, so a value made only of them needs no quotes.
 fn is_bare_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '_' | '-' | '.' | ',' | '/' | ':' | '@' | '%' | '+' | '=' | '~' | '^'
-        )
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ',' | '/' | ':' | '@' | '%' | '+' | '=' | '~' | '^')
 }
 
 /// Write `value` with minimal quoting: bare when every character is plainly safe, single quotes when it needs
@@ -69,10 +65,7 @@ mod tests {
     fn plain_values_stay_bare() {
         assert_eq!(encode_value(""), "");
         assert_eq!(encode_value("abc-1.2_3"), "abc-1.2_3");
-        assert_eq!(
-            encode_value("postgres://u@h:5432/db?"),
-            "'postgres://u@h:5432/db?'"
-        );
+        assert_eq!(encode_value("postgres://u@h:5432/db?"), "'postgres://u@h:5432/db?'");
         assert_eq!(encode_value("a=b"), "a=b");
     }
 

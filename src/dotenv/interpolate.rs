@@ -6,11 +6,7 @@
 //! complete reference; a default is taken literally (no nested references).
 
 /// Expand the references in `value`. `escaped_dollars` are byte offsets of `$` signs that must stay literal.
-pub(crate) fn interpolate(
-    value: &str,
-    escaped_dollars: &[usize],
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> String {
+pub(crate) fn interpolate(value: &str, escaped_dollars: &[usize], lookup: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest_start = 0;
     let mut search_from = 0;
@@ -74,19 +70,13 @@ impl<'a> Reference<'a> {
             let text = &after[default_start..default_start + close];
             (Some(Default { text, when_empty }), default_start + close)
         };
-        Some(Reference {
-            name,
-            default,
-            len: 2 + name_len + consumed + 1,
-        })
+        Some(Reference { name, default, len: 2 + name_len + consumed + 1 })
     }
 
     fn resolve(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
         let found = lookup(self.name);
         match (&self.default, found) {
-            (Some(default), Some(v)) if default.when_empty && v.is_empty() => {
-                default.text.to_owned()
-            }
+            (Some(default), Some(v)) if default.when_empty && v.is_empty() => default.text.to_owned(),
             (_, Some(v)) => v,
             (Some(default), None) => default.text.to_owned(),
             (None, None) => String::new(),
@@ -142,17 +132,7 @@ mod tests {
 
     #[test]
     fn incomplete_or_bare_references_stay_literal() {
-        for text in [
-            "$SET",
-            "${SET",
-            "${}",
-            "${1A}",
-            "${SET:x}",
-            "${ SET}",
-            "$",
-            "${",
-            "x${SET:-no end",
-        ] {
+        for text in ["$SET", "${SET", "${}", "${1A}", "${SET:x}", "${ SET}", "$", "${", "x${SET:-no end"] {
             assert_eq!(expand(text), text, "{text}");
         }
     }

@@ -58,14 +58,8 @@ pub enum LoadError {
 
 /// Read and parse the `.env` file at `path`.
 pub fn load(path: &Path) -> Result<DotEnv, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    DotEnv::parse(&src).map_err(|source| LoadError::Parse {
-        path: path.to_owned(),
-        source,
-    })
+    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    DotEnv::parse(&src).map_err(|source| LoadError::Parse { path: path.to_owned(), source })
 }
 
 impl DotEnv {
@@ -82,10 +76,7 @@ impl DotEnv {
     /// A new document (for a file that does not exist yet) starting with `header` as `#` comment lines,
     /// followed by a blank line. An empty header gives an empty document.
     pub fn new_with_header(header: &str) -> DotEnv {
-        let mut doc = DotEnv {
-            lines: Vec::new(),
-            newline: "\n",
-        };
+        let mut doc = DotEnv { lines: Vec::new(), newline: "\n" };
         if header.is_empty() {
             return doc;
         }
@@ -153,10 +144,8 @@ impl DotEnv {
         }
         assert!(is_valid_key(key), "invalid .env key {key:?}");
         let header = format!("# --- {group} ---");
-        let header_index = self
-            .lines
-            .iter()
-            .position(|l| matches!(l, ParsedLine::Verbatim(t) if t.trim_end() == header));
+        let header_index =
+            self.lines.iter().position(|l| matches!(l, ParsedLine::Verbatim(t) if t.trim_end() == header));
         let Some(header_index) = header_index else {
             if let Some(ParsedLine::Entry(_)) = self.lines.last() {
                 self.push_verbatim(String::new());
@@ -175,9 +164,7 @@ impl DotEnv {
         while let Some(line) = self.lines.get(insert_at) {
             match line {
                 ParsedLine::Entry(_) => insert_at += 1,
-                ParsedLine::Verbatim(t)
-                    if !t.trim().is_empty() && !t.trim_start().starts_with("# ---") =>
-                {
+                ParsedLine::Verbatim(t) if !t.trim().is_empty() && !t.trim_start().starts_with("# ---") => {
                     insert_at += 1
                 }
                 ParsedLine::Verbatim(_) => break,
@@ -195,8 +182,7 @@ impl DotEnv {
     /// Remove every assignment of `key`; returns whether there was one.
     pub fn remove(&mut self, key: &str) -> bool {
         let before = self.lines.len();
-        self.lines
-            .retain(|l| !matches!(l, ParsedLine::Entry(e) if e.key == key));
+        self.lines.retain(|l| !matches!(l, ParsedLine::Entry(e) if e.key == key));
         self.lines.len() != before
     }
 
@@ -236,9 +222,7 @@ impl DotEnv {
     }
 
     fn last_index_of(&self, key: &str) -> Option<usize> {
-        self.lines
-            .iter()
-            .rposition(|l| matches!(l, ParsedLine::Entry(e) if e.key == key))
+        self.lines.iter().rposition(|l| matches!(l, ParsedLine::Entry(e) if e.key == key))
     }
 
     fn new_entry(&self, key: &str, value: &str) -> ParsedLine {
@@ -271,23 +255,14 @@ impl DotEnv {
 fn replaced_value(entry: &ParsedEntry, value: &str) -> ParsedEntry {
     let mut encoded = encode_value(value);
     let after = &entry.raw[entry.value_span.end..];
-    let comment_follows = after
-        .trim_start_matches(parse::is_inline_space)
-        .starts_with('#');
+    let comment_follows = after.trim_start_matches(parse::is_inline_space).starts_with('#');
     // An empty bare value followed by ` # comment` would read the comment as the value.
     if encoded.is_empty() && comment_follows {
         encoded = "''".to_owned();
     }
     // `KEY="x"#c` is valid after a quote; after a bare value the `#` would join the value.
-    let separator = if after.starts_with('#') && !encoded.ends_with(['\'', '"']) {
-        " "
-    } else {
-        ""
-    };
-    let raw = format!(
-        "{}{encoded}{separator}{after}",
-        &entry.raw[..entry.value_span.start]
-    );
+    let separator = if after.starts_with('#') && !encoded.ends_with(['\'', '"']) { " " } else { "" };
+    let raw = format!("{}{encoded}{separator}{after}", &entry.raw[..entry.value_span.start]);
     reparse_entry(raw)
 }
 

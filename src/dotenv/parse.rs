@@ -49,11 +49,7 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {}",
-            self.line, self.column, self.kind
-        )
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.kind)
     }
 }
 
@@ -88,12 +84,7 @@ pub(crate) enum ParsedLine {
 }
 
 pub(crate) fn parse_lines(src: &str) -> Result<Vec<ParsedLine>, ParseError> {
-    let mut parser = Parser {
-        src,
-        pos: 0,
-        line: 1,
-        line_start: 0,
-    };
+    let mut parser = Parser { src, pos: 0, line: 1, line_start: 0 };
     let mut lines = Vec::new();
     while parser.pos < src.len() {
         lines.push(parser.statement()?);
@@ -141,11 +132,7 @@ impl Parser<'_> {
     fn error(&self, at: usize, kind: ParseErrorKind) -> ParseError {
         // `at` may sit on an earlier line than the cursor only for quote errors, which pass their own line.
         let column = self.src[self.line_start..at].chars().count() + 1;
-        ParseError {
-            line: self.line,
-            column,
-            kind,
-        }
+        ParseError { line: self.line, column, kind }
     }
 
     fn skip_inline_space(&mut self) {
@@ -225,11 +212,7 @@ impl Parser<'_> {
                 let (value, escaped) = self.quoted(quote)?;
                 let value_end = self.pos;
                 self.after_closing_quote()?;
-                let quoting = if quote == '"' {
-                    Quoting::Double
-                } else {
-                    Quoting::Single
-                };
+                let quoting = if quote == '"' { Quoting::Double } else { Quoting::Single };
                 (value, quoting, escaped, value_end)
             }
             _ => {

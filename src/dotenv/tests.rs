@@ -10,9 +10,7 @@ fn parse(src: &str) -> DotEnv {
 fn value(src: &str) -> String {
     let doc = parse(src);
     assert_eq!(doc.render(), src, "render must be lossless");
-    doc.get("K")
-        .unwrap_or_else(|| panic!("no K in {src:?}"))
-        .to_owned()
+    doc.get("K").unwrap_or_else(|| panic!("no K in {src:?}")).to_owned()
 }
 
 fn error(src: &str) -> (usize, usize, ParseErrorKind) {
@@ -130,10 +128,7 @@ fn double_quoted_escapes() {
     assert_eq!(value(r#"K="\a\b\f\v""#), "\u{7}\u{8}\u{c}\u{b}");
     // Unknown escapes keep the backslash.
     assert_eq!(value(r#"K="\x\q\u00e9""#), r"\x\q\u00e9");
-    assert_eq!(
-        value("K=\"a # not comment\" # comment\n"),
-        "a # not comment"
-    );
+    assert_eq!(value("K=\"a # not comment\" # comment\n"), "a # not comment");
     assert_eq!(value("K=\"x\"#comment\n"), "x");
 }
 
@@ -191,10 +186,7 @@ fn resolved_uses_earlier_keys_then_outer() {
     // A later key is not visible yet; the reference falls back to `outer`, then to empty.
     assert_eq!(resolved["LATE"], "");
     // The raw text stays available, unexpanded.
-    assert_eq!(
-        doc.get("URL"),
-        Some("postgres://${HOST}:${PORT:-5432}/${DB-app}")
-    );
+    assert_eq!(doc.get("URL"), Some("postgres://${HOST}:${PORT:-5432}/${DB-app}"));
 }
 
 #[test]
@@ -212,10 +204,7 @@ fn resolved_defaults_and_escapes() {
 fn resolved_keeps_file_order_with_last_wins() {
     let doc = parse("A=1\nB=${A}\nA=2\nC=${A}\n");
     let resolved = doc.resolved(&no_env);
-    let pairs: Vec<_> = resolved
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let pairs: Vec<_> = resolved.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(pairs, vec![("A", "2"), ("B", "1"), ("C", "2")]);
 }
 
@@ -229,105 +218,48 @@ fn missing_key() {
 
 #[test]
 fn invalid_key_start_and_char() {
-    assert_eq!(
-        error("1KEY=x\n"),
-        (1, 1, ParseErrorKind::InvalidKeyStart { found: '1' })
-    );
-    assert_eq!(
-        error("A=1\nKE!Y=x\n"),
-        (2, 3, ParseErrorKind::InvalidKeyChar { found: '!' })
-    );
-    assert_eq!(
-        error("'K'=x\n"),
-        (1, 1, ParseErrorKind::InvalidKeyStart { found: '\'' })
-    );
-    assert_eq!(
-        error("é=x\n"),
-        (1, 1, ParseErrorKind::InvalidKeyStart { found: 'é' })
-    );
+    assert_eq!(error("1KEY=x\n"), (1, 1, ParseErrorKind::InvalidKeyStart { found: '1' }));
+    assert_eq!(error("A=1\nKE!Y=x\n"), (2, 3, ParseErrorKind::InvalidKeyChar { found: '!' }));
+    assert_eq!(error("'K'=x\n"), (1, 1, ParseErrorKind::InvalidKeyStart { found: '\'' }));
+    assert_eq!(error("é=x\n"), (1, 1, ParseErrorKind::InvalidKeyStart { found: 'é' }));
 }
 
 #[test]
 fn missing_equals() {
-    assert_eq!(
-        error("KEY\n"),
-        (1, 4, ParseErrorKind::MissingEquals { found: None })
-    );
-    assert_eq!(
-        error("KEY"),
-        (1, 4, ParseErrorKind::MissingEquals { found: None })
-    );
-    assert_eq!(
-        error("KEY VALUE\n"),
-        (1, 5, ParseErrorKind::MissingEquals { found: Some('V') })
-    );
-    assert_eq!(
-        error("export\n"),
-        (1, 7, ParseErrorKind::MissingEquals { found: None })
-    );
+    assert_eq!(error("KEY\n"), (1, 4, ParseErrorKind::MissingEquals { found: None }));
+    assert_eq!(error("KEY"), (1, 4, ParseErrorKind::MissingEquals { found: None }));
+    assert_eq!(error("KEY VALUE\n"), (1, 5, ParseErrorKind::MissingEquals { found: Some('V') }));
+    assert_eq!(error("export\n"), (1, 7, ParseErrorKind::MissingEquals { found: None }));
 }
 
 #[test]
 fn unterminated_quotes_point_at_the_opening_quote() {
-    assert_eq!(
-        error("A=1\n\nK = \"abc\n"),
-        (3, 5, ParseErrorKind::UnterminatedDoubleQuote)
-    );
-    assert_eq!(
-        error("K='abc\nmore\n"),
-        (1, 3, ParseErrorKind::UnterminatedSingleQuote)
-    );
-    assert_eq!(
-        error(r#"K="abc\""#),
-        (1, 3, ParseErrorKind::UnterminatedDoubleQuote)
-    );
-    assert_eq!(
-        error("K=\"abc\\"),
-        (1, 3, ParseErrorKind::UnterminatedDoubleQuote)
-    );
-    assert_eq!(
-        error(r"K='abc\'"),
-        (1, 3, ParseErrorKind::UnterminatedSingleQuote)
-    );
+    assert_eq!(error("A=1\n\nK = \"abc\n"), (3, 5, ParseErrorKind::UnterminatedDoubleQuote));
+    assert_eq!(error("K='abc\nmore\n"), (1, 3, ParseErrorKind::UnterminatedSingleQuote));
+    assert_eq!(error(r#"K="abc\""#), (1, 3, ParseErrorKind::UnterminatedDoubleQuote));
+    assert_eq!(error("K=\"abc\\"), (1, 3, ParseErrorKind::UnterminatedDoubleQuote));
+    assert_eq!(error(r"K='abc\'"), (1, 3, ParseErrorKind::UnterminatedSingleQuote));
 }
 
 #[test]
 fn garbage_after_closing_quote() {
-    assert_eq!(
-        error("K=\"a\" b\n"),
-        (1, 7, ParseErrorKind::TrailingGarbage { found: 'b' })
-    );
-    assert_eq!(
-        error("K='a'b\n"),
-        (1, 6, ParseErrorKind::TrailingGarbage { found: 'b' })
-    );
+    assert_eq!(error("K=\"a\" b\n"), (1, 7, ParseErrorKind::TrailingGarbage { found: 'b' }));
+    assert_eq!(error("K='a'b\n"), (1, 6, ParseErrorKind::TrailingGarbage { found: 'b' }));
     // Line and column count from the line the value ends on.
-    assert_eq!(
-        error("K=\"a\nbc\"x\n"),
-        (2, 4, ParseErrorKind::TrailingGarbage { found: 'x' })
-    );
+    assert_eq!(error("K=\"a\nbc\"x\n"), (2, 4, ParseErrorKind::TrailingGarbage { found: 'x' }));
 }
 
 #[test]
 fn lone_carriage_return_is_rejected() {
-    assert_eq!(
-        error("A=1\rB=2\n"),
-        (1, 4, ParseErrorKind::BareCarriageReturn)
-    );
+    assert_eq!(error("A=1\rB=2\n"), (1, 4, ParseErrorKind::BareCarriageReturn));
     assert_eq!(error("# c\r"), (1, 4, ParseErrorKind::BareCarriageReturn));
-    assert_eq!(
-        error("K='a\rb'"),
-        (1, 5, ParseErrorKind::BareCarriageReturn)
-    );
+    assert_eq!(error("K='a\rb'"), (1, 5, ParseErrorKind::BareCarriageReturn));
 }
 
 #[test]
 fn error_display_is_prefixable() {
     let err = DotEnv::parse("A=1\n\nK = \"abc\n").expect_err("unterminated");
-    assert_eq!(
-        err.to_string(),
-        "line 3, column 5: unterminated double quote"
-    );
+    assert_eq!(err.to_string(), "line 3, column 5: unterminated double quote");
     assert_eq!(
         DotEnv::parse("KEY VALUE").expect_err("no =").to_string(),
         "line 1, column 5: expected `=` after key, found `V`"
@@ -336,10 +268,7 @@ fn error_display_is_prefixable() {
 
 #[test]
 fn column_counts_characters_not_bytes() {
-    assert_eq!(
-        error("K='é' é\n"),
-        (1, 7, ParseErrorKind::TrailingGarbage { found: 'é' })
-    );
+    assert_eq!(error("K='é' é\n"), (1, 7, ParseErrorKind::TrailingGarbage { found: 'é' }));
 }
 
 #[test]
@@ -348,10 +277,7 @@ fn load_reports_path_and_position() {
     let path = dir.path().join(".env");
     std::fs::write(&path, "A=1\nB=\"x\n").expect("write");
     let err = load(&path).expect_err("unterminated");
-    assert_eq!(
-        err.to_string(),
-        format!("{}:2:3: unterminated double quote", path.display())
-    );
+    assert_eq!(err.to_string(), format!("{}:2:3: unterminated double quote", path.display()));
     let missing = load(&dir.path().join("nope")).expect_err("missing");
     assert!(matches!(missing, LoadError::Read { .. }), "{missing:?}");
     std::fs::write(&path, "A=1\n").expect("write");
@@ -364,10 +290,7 @@ fn load_reports_path_and_position() {
 fn set_replaces_in_place_keeping_export_spacing_and_comment() {
     let mut doc = parse("# head\nexport  K = old value   # keep me\nL=2\n");
     doc.set("K", "new value");
-    assert_eq!(
-        doc.render(),
-        "# head\nexport  K = 'new value'   # keep me\nL=2\n"
-    );
+    assert_eq!(doc.render(), "# head\nexport  K = 'new value'   # keep me\nL=2\n");
     assert_eq!(doc.get("K"), Some("new value"));
 }
 
@@ -439,10 +362,7 @@ fn crlf_file_edits_and_appends_use_crlf() {
     doc.set("C", "3");
     assert_eq!(doc.render(), "A=1\r\nB='x y' # c\r\nC=3\r\n");
     doc.set_in_group("grp", "D", "4");
-    assert_eq!(
-        doc.render(),
-        "A=1\r\nB='x y' # c\r\nC=3\r\n\r\n# --- grp ---\r\nD=4\r\n"
-    );
+    assert_eq!(doc.render(), "A=1\r\nB='x y' # c\r\nC=3\r\n\r\n# --- grp ---\r\nD=4\r\n");
 }
 
 #[test]
@@ -452,17 +372,11 @@ fn set_in_group_creates_header_once_and_reuses_it() {
     doc.set_in_group("secrets", "S2", "b");
     doc.set_in_group("other", "O1", "c");
     doc.set_in_group("secrets", "S3", "d");
-    assert_eq!(
-        doc.render(),
-        "A=1\n\n# --- secrets ---\nS1=a\nS2=b\nS3=d\n\n# --- other ---\nO1=c\n"
-    );
+    assert_eq!(doc.render(), "A=1\n\n# --- secrets ---\nS1=a\nS2=b\nS3=d\n\n# --- other ---\nO1=c\n");
     // Present keys are edited where they are, wherever that is.
     doc.set_in_group("other", "S2", "B");
     doc.set_in_group("secrets", "A", "0");
-    assert_eq!(
-        doc.render(),
-        "A=0\n\n# --- secrets ---\nS1=a\nS2=B\nS3=d\n\n# --- other ---\nO1=c\n"
-    );
+    assert_eq!(doc.render(), "A=0\n\n# --- secrets ---\nS1=a\nS2=B\nS3=d\n\n# --- other ---\nO1=c\n");
 }
 
 #[test]
@@ -480,10 +394,7 @@ fn set_in_group_in_empty_document_and_after_comment() {
 fn set_in_group_reuses_existing_header_in_user_file() {
     let mut doc = parse("# --- db ---\nexport DB_USER=u # who\n\nOTHER=1\n");
     doc.set_in_group("db", "DB_PASS", "p w");
-    assert_eq!(
-        doc.render(),
-        "# --- db ---\nexport DB_USER=u # who\nDB_PASS='p w'\n\nOTHER=1\n"
-    );
+    assert_eq!(doc.render(), "# --- db ---\nexport DB_USER=u # who\nDB_PASS='p w'\n\nOTHER=1\n");
 }
 
 #[test]
@@ -498,10 +409,7 @@ fn remove_deletes_every_assignment() {
 fn new_with_header_comments_each_line() {
     let mut doc = DotEnv::new_with_header("Generated by ragctl.\n\n# already a comment");
     doc.set("K", "v");
-    assert_eq!(
-        doc.render(),
-        "# Generated by ragctl.\n#\n# already a comment\n\nK=v\n"
-    );
+    assert_eq!(doc.render(), "# Generated by ragctl.\n#\n# already a comment\n\nK=v\n");
     let reparsed = parse(&doc.render());
     assert_eq!(reparsed, doc);
     assert_eq!(DotEnv::new_with_header("").render(), "");
@@ -534,18 +442,8 @@ fn tricky_values_round_trip_through_set() {
         doc.set("K", v);
         doc.set("N", v);
         let reparsed = parse(&doc.render());
-        assert_eq!(
-            reparsed.get("K"),
-            Some(v),
-            "in place: {v:?} -> {}",
-            doc.render()
-        );
-        assert_eq!(
-            reparsed.get("N"),
-            Some(v),
-            "appended: {v:?} -> {}",
-            doc.render()
-        );
+        assert_eq!(reparsed.get("K"), Some(v), "in place: {v:?} -> {}", doc.render());
+        assert_eq!(reparsed.get("N"), Some(v), "appended: {v:?} -> {}", doc.render());
     }
 }
 
