@@ -53,12 +53,10 @@ fn require_compose() -> bool {
     let Err(why) = compose_available() else {
         return true;
     };
-    let demanded = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("RAGCTL_E2E").is_ok_and(|v| v == "1");
+    let demanded =
+        std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("RAGCTL_E2E").is_ok_and(|v| v == "1");
     if demanded {
-        panic!(
-            "{why}; install it (Debian: `apt-get install docker-compose`) or unset CI/RAGCTL_E2E"
-        );
+        panic!("{why}; install it (Debian: `apt-get install docker-compose`) or unset CI/RAGCTL_E2E");
     }
     eprintln!("skipping: {why} (set RAGCTL_E2E=1 to make this a failure)");
     false
@@ -77,10 +75,8 @@ struct Service {
 /// Write `.env` and a compose file referencing every key, and return what `docker-compose config` resolves.
 fn compose_environment(dir: &Path, env: &DotEnv, keys: &[String]) -> IndexMap<String, String> {
     let envfile = dir.join(".env");
-    ragctl::atomic_file::write_atomic(&envfile, env.render().as_bytes(), Some(0o600))
-        .expect("write .env");
-    let mut compose =
-        String::from("version: \"3\"\nservices:\n  probe:\n    image: busybox\n    environment:\n");
+    ragctl::atomic_file::write_atomic(&envfile, env.render().as_bytes(), Some(0o600)).expect("write .env");
+    let mut compose = String::from("version: \"3\"\nservices:\n  probe:\n    image: busybox\n    environment:\n");
     for key in keys {
         compose.push_str(&format!("      {key}: ${{{key}}}\n"));
     }
@@ -146,16 +142,8 @@ fn values_written_by_set_reach_docker_compose_unchanged() {
             failures.push(format!("{why}: wrote {value:?}, compose read {got:?}"));
         }
     }
-    assert_eq!(
-        seen.get("LATE").map(String::as_str),
-        Some(r#"has "quotes""#)
-    );
-    assert!(
-        failures.is_empty(),
-        "{}\n.env was:\n{}",
-        failures.join("\n"),
-        env.render()
-    );
+    assert_eq!(seen.get("LATE").map(String::as_str), Some(r#"has "quotes""#));
+    assert!(failures.is_empty(), "{}\n.env was:\n{}", failures.join("\n"), env.render());
 }
 
 /// Pins the one limit `encode_value` cannot work around (see `src/dotenv/encode.rs`): 1.29.2 expands

@@ -54,26 +54,17 @@ fn entry_line() -> impl Strategy<Value = String> {
         inline_space(),
         prop::option::of(comment_text()),
     )
-        .prop_map(
-            |(indent, export, key, before_eq, after_eq, value, pad, comment)| {
-                let quoted = value.starts_with(['\'', '"']);
-                let comment = match comment {
-                    // After a bare value a comment needs whitespace before `#`; otherwise it is part of the value,
-                    // which is still a valid line.
-                    Some(c) if quoted || !pad.is_empty() => format!("#{c}"),
-                    _ => String::new(),
-                };
-                let pad = if quoted || !comment.is_empty() {
-                    pad
-                } else {
-                    String::new()
-                };
-                format!(
-                    "{indent}{}{key}{before_eq}={after_eq}{value}{pad}{comment}",
-                    export.unwrap_or_default()
-                )
-            },
-        )
+        .prop_map(|(indent, export, key, before_eq, after_eq, value, pad, comment)| {
+            let quoted = value.starts_with(['\'', '"']);
+            let comment = match comment {
+                // After a bare value a comment needs whitespace before `#`; otherwise it is part of the value,
+                // which is still a valid line.
+                Some(c) if quoted || !pad.is_empty() => format!("#{c}"),
+                _ => String::new(),
+            };
+            let pad = if quoted || !comment.is_empty() { pad } else { String::new() };
+            format!("{indent}{}{key}{before_eq}={after_eq}{value}{pad}{comment}", export.unwrap_or_default())
+        })
 }
 
 fn line() -> impl Strategy<Value = String> {
@@ -86,15 +77,13 @@ fn line() -> impl Strategy<Value = String> {
 }
 
 fn document() -> impl Strategy<Value = String> {
-    (
-        prop::collection::vec((line(), prop_oneof![Just("\n"), Just("\r\n")]), 0..12),
-        prop::option::of(line()),
-    )
-        .prop_map(|(lines, last)| {
+    (prop::collection::vec((line(), prop_oneof![Just("\n"), Just("\r\n")]), 0..12), prop::option::of(line())).prop_map(
+        |(lines, last)| {
             let mut doc: String = lines.iter().map(|(l, end)| format!("{l}{end}")).collect();
             doc.push_str(&last.unwrap_or_default());
             doc
-        })
+        },
+    )
 }
 
 proptest! {

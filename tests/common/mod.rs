@@ -34,18 +34,14 @@ impl Run {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
 impl Test {
     pub fn new() -> Test {
         Test {
-            dir: tempfile::Builder::new()
-                .prefix("ragctl-test")
-                .tempdir()
-                .unwrap(),
+            dir: tempfile::Builder::new().prefix("ragctl-test").tempdir().unwrap(),
             args: Vec::new(),
             env: Vec::new(),
             stdin_null: true,
@@ -64,8 +60,7 @@ impl Test {
     }
 
     pub fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(rel))
-            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
+        std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
     pub fn exists(&self, rel: &str) -> bool {
@@ -89,11 +84,7 @@ impl Test {
         cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
         // Hermetic: none of the developer's RAGCTL_* / COMPOSE_* settings leak in.
         for (k, _) in std::env::vars() {
-            if k.starts_with("RAGCTL_")
-                || k.starts_with("COMPOSE_")
-                || k == "NO_COLOR"
-                || k == "DOCKER_HOST"
-            {
+            if k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == "NO_COLOR" || k == "DOCKER_HOST" {
                 cmd.env_remove(k);
             }
         }
@@ -103,11 +94,7 @@ impl Test {
         if self.stdin_null {
             cmd.stdin(std::process::Stdio::null());
         }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd.output().expect("run ragctl");
+        let Output { status, stdout, stderr } = cmd.output().expect("run ragctl");
         Run {
             status: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -118,17 +105,12 @@ impl Test {
 
 /// True when tests that need external tools must not skip (CI, or RAGCTL_E2E=1).
 pub fn must_not_skip() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || std::env::var("RAGCTL_E2E").is_ok_and(|v| v == "1")
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") || std::env::var("RAGCTL_E2E").is_ok_and(|v| v == "1")
 }
 
 /// Find an external tool; skip (return None, printing why) outside CI, fail under CI.
 pub fn require_tool(name: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
-    let found = candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .or_else(|| which(name));
+    let found = candidates.iter().find(|p| p.is_file()).cloned().or_else(|| which(name));
     if found.is_none() {
         let msg = format!("`{name}` is not installed (run tests/setup.sh)");
         if must_not_skip() {
@@ -140,11 +122,7 @@ pub fn require_tool(name: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
 }
 
 pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
 }
 
 pub fn repo_root() -> PathBuf {
