@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Entrypoint for ragctl-test/nginx:1. Like the official image: when the
+# command is nginx, render /etc/nginx/templates/*.template into
+# /etc/nginx/conf.d/ with envsubst (only variables defined in the
+# environment are substituted), then exec the command.
+#   NGINX_ENVSUBST_TEMPLATE_DIR     (default /etc/nginx/templates)
+#   NGINX_ENVSUBST_TEMPLATE_SUFFIX  (default .template)
+#   NGINX_ENVSUBST_OUTPUT_DIR       (default /etc/nginx/conf.d)
+set -e
+
+if [ "$1" = nginx ] || [ "$1" = nginx-debug ]; then
+  tdir="${NGINX_ENVSUBST_TEMPLATE_DIR:-/etc/nginx/templates}"
+  suffix="${NGINX_ENVSUBST_TEMPLATE_SUFFIX:-.template}"
+  odir="${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}"
+  if [ -d "$tdir" ]; then
+    defined="$(printf '${%s} ' $(env | cut -d= -f1))"
+    while IFS= read -r -d '' t; do
+      rel="${t#"$tdir"/}"
+      out="$odir/${rel%"$suffix"}"
+      mkdir -p "$(dirname "$out")"
+      echo "$0: rendering $t -> $out" >&2
+      envsubst "$defined" <"$t" >"$out"
+    done < <(find "$tdir" -follow -type f -name "*$suffix" -print0)
+  fi
+fi
+
+exec "$@"
