@@ -14,13 +14,16 @@ if [ "$1" = nginx ] || [ "$1" = nginx-debug ]; then
   odir="${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}"
   if [ -d "$tdir" ]; then
     defined="$(printf '${%s} ' $(env | cut -d= -f1))"
-    while IFS= read -r -d '' t; do
+    # Command substitution (not process substitution) so find is reaped
+    # before exec: a leftover child would become a zombie under nginx.
+    while IFS= read -r t; do
+      [ -n "$t" ] || continue
       rel="${t#"$tdir"/}"
       out="$odir/${rel%"$suffix"}"
       mkdir -p "$(dirname "$out")"
       echo "$0: rendering $t -> $out" >&2
       envsubst "$defined" <"$t" >"$out"
-    done < <(find "$tdir" -follow -type f -name "*$suffix" -print0)
+    done <<<"$(find "$tdir" -follow -type f -name "*$suffix" -print)"
   fi
 fi
 
