@@ -34,18 +34,20 @@ flock 9
 t0=$SECONDS
 
 # --- 1. Debian packages -------------------------------------------------------
+# A package counts as present when its commands are (so a host that has
+# Docker from elsewhere, e.g. docker-ce, is left alone).
 need_pkgs=()
-for p in docker.io docker-compose debootstrap; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    need_pkgs+=("$p")
-  fi
-done
+{ command -v docker && command -v dockerd; } >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+# debootstrap verifies the Debian archive with this keyring.
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_pkgs+=(debian-archive-keyring)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
-  log "installing Debian packages: ${need_pkgs[*]}"
+  log "installing packages: ${need_pkgs[*]}"
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" </dev/null
 else
-  log "Debian packages present: docker.io docker-compose debootstrap"
+  log "packages present: docker.io docker-compose debootstrap"
 fi
 
 # --- 2. Docker engine ---------------------------------------------------------

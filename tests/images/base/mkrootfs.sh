@@ -33,7 +33,10 @@ mkdir -p "$rootfs" "$cache_dir"
 mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$here/packages.txt")
 
 log "debootstrap --variant=minbase bookworm from $mirror"
-debootstrap --variant=minbase --cache-dir="$cache_dir" bookworm "$rootfs" "$mirror" >&2
+keyring=()
+[ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ] \
+  || keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+debootstrap --variant=minbase "${keyring[@]}" --cache-dir="$cache_dir" bookworm "$rootfs" "$mirror" >&2
 
 # Never start services while installing into the chroot.
 printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
