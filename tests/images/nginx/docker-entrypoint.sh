@@ -13,7 +13,10 @@ if [ "$1" = nginx ] || [ "$1" = nginx-debug ]; then
   suffix="${NGINX_ENVSUBST_TEMPLATE_SUFFIX:-.template}"
   odir="${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}"
   if [ -d "$tdir" ]; then
-    defined="$(printf '${%s} ' $(env | cut -d= -f1))"
+    # Only variables set in the environment are substituted; other $vars
+    # (nginx's own, like $host) are left alone.
+    # shellcheck disable=SC2016,SC2046  # literal ${NAME}; names are one word each
+    defined="$(printf '${%s} ' $(awk 'END { for (n in ENVIRON) if (n ~ /^[A-Za-z_][A-Za-z0-9_]*$/) print n }' </dev/null))"
     # Command substitution (not process substitution) so find is reaped
     # before exec: a leftover child would become a zombie under nginx.
     while IFS= read -r t; do

@@ -110,6 +110,7 @@ MSG
     [ -e "$f" ] || continue
     case "$f" in
       *.sh)
+        # shellcheck disable=SC1090  # user-supplied init script
         if [ -x "$f" ]; then echo "$0: running $f"; "$f"
         else echo "$0: sourcing $f"; . "$f"; fi
         ;;
