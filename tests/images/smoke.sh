@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Contract checks for the local test images (run after tests/images/build.sh).
+# Starts throw-away containers named ragctl-smoke-<pid>-*, publishes only on
+# 127.0.0.1 at random high ports, and removes everything it started on exit.
+set -euo pipefail
+
+tag="ragctl-smoke-$$"
+tmp="$(mktemp -d)"
+started=()
+cleanup() {
+  [ ${#started[@]} -eq 0 ] || docker rm -f -v "${started[@]}" >/dev/null 2>&1 || true
+  docker network rm "$tag-net" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+run() { local name="$tag-$1"; shift; started+=("$name"); docker run -d --name "$name" "$@" >/dev/null; }
+port() { docker port "$tag-$1" "$2" | head -n1 | sed 's/.*://'; }
+ok() { printf 'ok   %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+wait_for() { # wait_for SECONDS CMD...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt "$deadline" ] || return 1; sleep 0.1; done
+}
+
+# --- postgres -------------------------------------------------------------------
+mkdir -p "$tmp/initdb"
+cat >"$tmp/initdb/10-marker.sh" <<'SH'
+#!/bin/bash
+set -e
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -c "CREATE TABLE init_marker(note text); INSERT INTO init_marker VALUES ('sh');"
+SH
+chmod 755 "$tmp/initdb/10-marker.sh"
+echo "INSERT INTO init_marker VALUES ('sql');" >"$tmp/initdb/20-marker.sql"
+chmod -R a+rX "$tmp"
+t=$(now)
+run pg -p 127.0.0.1::5432 -e POSTGRES_PASSWORD=smoke-pw -e POSTGRES_USER=smoke -e POSTGRES_DB=smokedb -v "$tmp/initdb:/docker-entrypoint-initdb.d:ro" ragctl-test/postgres:15 -c max_connections=200
+wait_for 60 docker exec "$tag-pg" pg_isready -h 127.0.0.1 -U smoke -d smokedb || fail "postgres not ready"
+ok "postgres: pg_isready after $(since "$t") s"
+pgport="$(port pg 5432)"
+if command -v psql >/dev/null; then
+  q() { PGPASSWORD="$1" psql -h 127.0.0.1 -p "$pgport" -U smoke -d smokedb -XAt -c "$2"; }
+else
+  q() { docker run --rm --network host -e PGPASSWORD="$1" ragctl-test/postgres:15 psql -h 127.0.0.1 -p "$pgport" -U smoke -d smokedb -XAt -c "$2"; }
+fi
+v="$(q smoke-pw 'SELECT version()')"; ok "postgres: host psql via 127.0.0.1:$pgport with password: $v"
+if [ "$(q smoke-pw 'SHOW max_connections')" = 200 ]; then ok "postgres: extra args passed (max_connections=200)"; else fail "postgres: extra args passed (max_connections=200)"; fi
+if [ "$(q smoke-pw "SELECT string_agg(note, ',' ORDER BY note) FROM init_marker")" = "sh,sql" ]; then ok "postgres: initdb.d *.sh and *.sql ran"; else fail "postgres: initdb.d *.sh and *.sql ran"; fi
+if q wrong-pw 'SELECT 1' 2>/dev/null; then fail "postgres accepted a wrong password"; fi
+ok "postgres: wrong password rejected"
+if [ "$(docker exec "$tag-pg" ps -o user= -p 1)" = postgres ]; then ok "postgres: PID 1 runs as postgres"; else fail "postgres: PID 1 runs as postgres"; fi
+t=$(now); docker stop "$tag-pg" >/dev/null
+docker logs "$tag-pg" 2>&1 | grep -q 'fast shutdown request' || fail "postgres: no fast shutdown"
+ok "postgres: docker stop -> fast shutdown in $(since "$t") s"
+docker start "$tag-pg" >/dev/null
+wait_for 60 docker exec "$tag-pg" pg_isready -h 127.0.0.1 -q || fail "postgres restart"
+if [ "$(docker logs "$tag-pg" 2>&1 | grep -c 'Skipping initialization')" = 1 ]; then ok "postgres: restart skips init"; else fail "postgres: restart skips init"; fi
+docker network create "$tag-net" >/dev/null
+docker network connect --alias primary "$tag-net" "$tag-pg"
+docker exec "$tag-pg" bash -c 'echo "host replication all all scram-sha-256" >>"$PGDATA/pg_hba.conf"'
+docker exec -u postgres "$tag-pg" pg_ctl reload -D /var/lib/postgresql/data >/dev/null
+docker run --rm --network "$tag-net" -e PGPASSWORD=smoke-pw ragctl-test/postgres:15 pg_basebackup -h primary -U smoke -D /tmp/replica -R -X stream -c fast >/dev/null
+ok "postgres: pg_basebackup -R from a second container"
+out="$(docker run --rm ragctl-test/postgres:15 2>&1 || true)"
+if grep -q 'superuser password is not specified' <<<"$out"; then ok "postgres: refuses to init without POSTGRES_PASSWORD"; else fail "postgres: refuses to init without POSTGRES_PASSWORD"; fi
+
+# --- redis ------------------------------------------------------------------------
+t=$(now)
+run redis ragctl-test/redis:7 redis-server --requirepass smoke-redis
+wait_for 20 docker exec "$tag-redis" redis-cli -a smoke-redis --no-auth-warning PING || fail "redis not up"
+if [ "$(docker exec "$tag-redis" redis-cli -a smoke-redis --no-auth-warning PING)" = PONG ]; then ok "redis: redis-cli -a PING -> PONG after $(since "$t") s"; else fail "redis: redis-cli -a PING -> PONG after $(since "$t") s"; fi
+if docker exec "$tag-redis" redis-cli PING 2>&1 | grep -q NOAUTH; then ok "redis: no password -> NOAUTH"; else fail "redis: no password -> NOAUTH"; fi
+if [ "$(docker exec "$tag-redis" ps -o user= -p 1)" = redis ]; then ok "redis: PID 1 runs as redis"; else fail "redis: PID 1 runs as redis"; fi
+t=$(now); docker stop "$tag-redis" >/dev/null; ok "redis: docker stop in $(since "$t") s"
+
+# --- nginx ------------------------------------------------------------------------
+if docker run --rm ragctl-test/nginx:1 nginx -t 2>&1 | grep -q 'test is successful'; then ok "nginx: nginx -t"; else fail "nginx: nginx -t"; fi
+if docker run --rm ragctl-test/nginx:1 openssl version >/dev/null; then ok "nginx: openssl present"; else fail "nginx: openssl present"; fi
+run nginx -p 127.0.0.1::80 ragctl-test/nginx:1
+np="$(port nginx 80)"
+wait_for 20 curl -fsS "http://127.0.0.1:$np/" || fail "nginx not serving"
+ok "nginx: serves the default page on 127.0.0.1:$np"
+
+# --- weaviate stand-in -----------------------------------------------------------
+run weaviate -p 127.0.0.1::8080 -p 127.0.0.1::50051 -e AUTHENTICATION_APIKEY_ENABLED=true -e AUTHENTICATION_APIKEY_ALLOWED_KEYS=other,smoke-key ragctl-test/weaviate-standin:1
+wp="$(port weaviate 8080)"; gp="$(port weaviate 50051)"
+wait_for 20 curl -fsS "http://127.0.0.1:$wp/v1/.well-known/ready" || fail "weaviate stand-in not ready"
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wp/v1/.well-known/live")" = 200 ]; then ok "weaviate-standin: ready/live 200"; else fail "weaviate-standin: ready/live 200"; fi
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wp/v1/meta")" = 401 ]; then ok "weaviate-standin: /v1/meta without key -> 401"; else fail "weaviate-standin: /v1/meta without key -> 401"; fi
+if [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer bad' "http://127.0.0.1:$wp/v1/meta")" = 401 ]; then ok "weaviate-standin: /v1/meta wrong key -> 401"; else fail "weaviate-standin: /v1/meta wrong key -> 401"; fi
+meta="$(curl -fsS -H 'Authorization: Bearer smoke-key' "http://127.0.0.1:$wp/v1/meta")"
+if grep -q '"version": "1.27.0"' <<<"$meta"; then ok "weaviate-standin: /v1/meta with key -> $meta"; else fail "weaviate-standin: /v1/meta with key -> $meta"; fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$gp"); then ok "weaviate-standin: gRPC placeholder accepts on 50051"; else fail "weaviate-standin: gRPC placeholder accepts on 50051"; fi
+
+# --- app stand-in -----------------------------------------------------------------
+run api -p 127.0.0.1::5001 ragctl-test/app-standin:1
+run worker -e MODE=worker ragctl-test/app-standin:1
+ap="$(port api 5001)"
+wait_for 20 curl -fsS "http://127.0.0.1:$ap/health" || fail "app stand-in not up"
+ok "app-standin: /health -> $(curl -fsS "http://127.0.0.1:$ap/health")"
+sleep 1
+if [ "$(docker inspect -f '{{.State.Running}}' "$tag-worker")" = true ]; then ok "app-standin: MODE=worker stays up"; else fail "app-standin: MODE=worker stays up"; fi
+t=$(now); docker stop "$tag-worker" "$tag-api" "$tag-weaviate" >/dev/null; ok "stand-ins: docker stop (3) in $(since "$t") s"
+
+echo "all image contract checks passed"

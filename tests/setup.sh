@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Prepare this machine for ragctl's test suite (Debian bookworm, run as root).
+#
+# Idempotent and non-interactive: every step checks first and only does work
+# that is missing, so rerunning it is cheap. Steps:
+#   1. Debian packages: docker.io docker-compose debootstrap
+#   2. a running Docker engine (dockerd started in the background if needed)
+#   3. the compose linter dclint (npm) in target/tools/node_modules
+#   4. the local test images (tests/images/build.sh)
+#
+# Environment:
+#   RAGCTL_SETUP_SKIP_IMAGES=1   skip step 4
+#   RAGCTL_DOCKERD_LOG=FILE      where a dockerd started here logs
+#                                (default /tmp/ragctl-dockerd.log)
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+DCLINT_VERSION="3.1.0"
+DOCKERD_LOG="${RAGCTL_DOCKERD_LOG:-/tmp/ragctl-dockerd.log}"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+
+# Serialise concurrent runs (e.g. several test binaries calling setup at once).
+mkdir -p target
+exec 9>target/.ragctl-setup.lock
+flock 9
+
+t0=$SECONDS
+
+# --- 1. Debian packages -------------------------------------------------------
+# A package counts as present when its commands are (so a host that has
+# Docker from elsewhere, e.g. docker-ce, is left alone).
+need_pkgs=()
+{ command -v docker && command -v dockerd; } >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+# debootstrap verifies the Debian archive with this keyring.
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_pkgs+=(debian-archive-keyring)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing packages: ${need_pkgs[*]}"
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" </dev/null
+else
+  log "packages present: docker.io docker-compose debootstrap"
+fi
+
+# --- 2. Docker engine ---------------------------------------------------------
+if docker version >/dev/null 2>&1; then
+  log "docker engine answering"
+else
+  command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
+  log "starting dockerd in the background (log: $DOCKERD_LOG)"
+  # setsid: keep dockerd out of our process group so it survives this script.
+  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
+  for _ in $(seq 1 60); do
+    if docker version >/dev/null 2>&1; then break; fi
+    sleep 1
+  done
+  if ! docker version >/dev/null 2>&1; then
+    echo "----- last lines of $DOCKERD_LOG -----" >&2
+    tail -n 40 "$DOCKERD_LOG" >&2 || true
+    die "dockerd did not answer within 60 s"
+  fi
+  log "dockerd is up (server $(docker version --format '{{.Server.Version}}'))"
+fi
+
+# --- 3. dclint ------------------------------------------------------------------
+TOOLS_DIR="$REPO_ROOT/target/tools"
+DCLINT="$TOOLS_DIR/node_modules/.bin/dclint"
+dclint_version() {
+  sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$TOOLS_DIR/node_modules/dclint/package.json" 2>/dev/null | head -n1
+}
+if [ -x "$DCLINT" ] && [ "$(dclint_version)" = "$DCLINT_VERSION" ]; then
+  log "dclint $DCLINT_VERSION present"
+else
+  command -v node >/dev/null && command -v npm >/dev/null \
+    || die "node and npm are required to install dclint (Node.js >= 20.19)"
+  log "installing dclint@$DCLINT_VERSION into $TOOLS_DIR"
+  mkdir -p "$TOOLS_DIR"
+  [ -f "$TOOLS_DIR/package.json" ] || echo '{ "private": true }' >"$TOOLS_DIR/package.json"
+  npm install --prefix "$TOOLS_DIR" --prefer-offline --no-audit --no-fund \
+    --save-exact "dclint@$DCLINT_VERSION" </dev/null >&2
+fi
+# Must work offline: run it with no proxy and a bogus registry so any network
+# attempt fails fast instead of silently succeeding.
+if ! env npm_config_registry=http://127.0.0.1:9/ "$DCLINT" --help >/dev/null 2>&1; then
+  die "'$DCLINT --help' failed"
+fi
+log "dclint: $DCLINT"
+echo "$DCLINT"
+
+# --- 4. test images -----------------------------------------------------------
+if [ "${RAGCTL_SETUP_SKIP_IMAGES:-0}" = 1 ]; then
+  log "skipping test images (RAGCTL_SETUP_SKIP_IMAGES=1)"
+else
+  "$REPO_ROOT/tests/images/build.sh"
+fi
+
+log "setup done in $((SECONDS - t0)) s"
