@@ -85,6 +85,45 @@ pub enum Command {
     Render(RenderArgs),
     /// List the available profiles with their services and secrets
     Profiles,
+    /// Generate, list and check the secrets in .env
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Work with .env files
+    #[command(subcommand)]
+    Env(EnvCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Fill every missing secret of the selected profiles (never overwrites without --rotate)
+    Gen(SecretGenArgs),
+    /// List secrets with their status (values redacted unless --show)
+    List {
+        /// Print the values
+        #[arg(long)]
+        show: bool,
+    },
+    /// Exit 1 if any secret is missing, weak, a public default or mismatched
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretGenArgs {
+    /// Regenerate these secrets and everything paired with or derived from them (asks first; --yes in scripts)
+    #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
+    pub rotate: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Adopt an existing reference-deployment .env: keep its values, map renamed keys, report public defaults
+    Import {
+        /// The .env file to import
+        path: PathBuf,
+        /// Replace values already in the project's .env
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 #[derive(Debug, Args)]

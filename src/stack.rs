@@ -365,7 +365,7 @@ fn select_profiles<'c>(requested: &[String], catalog: &'c Catalog) -> Result<(Ve
                     "profiles {} are mutually exclusive: each chooses the `{group}`",
                     members.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" and ")
                 ),
-                format!("enable only one of them with --profile or `profiles:` in ragctl.yaml"),
+                "enable only one of them with --profile or `profiles:` in ragctl.yaml",
             ));
         }
     }

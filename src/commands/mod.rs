@@ -2,8 +2,10 @@
 //! This is the only layer that writes files (through [`crate::atomic_file`]) or prints (through
 //! [`crate::output`]).
 
+mod env_import;
 mod profiles;
 mod render;
+mod secret;
 
 use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, Format};
@@ -35,6 +37,10 @@ pub fn run(cli: Cli) -> i32 {
     let result = match &cli.command {
         Command::Render(args) => render::run(&settings, &out, args),
         Command::Profiles => profiles::run(&settings, &out),
+        Command::Secret(cmd) => secret::run(&settings, &out, cmd),
+        Command::Env(crate::cli::EnvCommand::Import { path, overwrite }) => {
+            env_import::run(&settings, &out, path, *overwrite)
+        }
     };
     match result {
         Ok(code) => code,
