@@ -158,6 +158,9 @@ pub struct ServiceDef {
     pub tmpfs: Vec<String>,
     #[serde(default)]
     pub cap_add: Vec<String>,
+    /// Extra `security_opt` entries (the full shape always adds `no-new-privileges:true`).
+    #[serde(default)]
+    pub security_opt: Vec<String>,
     #[serde(default)]
     pub ulimits: IndexMap<String, Ulimit>,
     #[serde(default)]

@@ -52,13 +52,10 @@ pub struct ProjectFile {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
-    /// Directory (relative to the rendered compose file) mounted into nginx at /etc/nginx/certs.
-    #[serde(default)]
-    pub cert_dir: Option<String>,
-    /// Certificate file name inside cert_dir.
+    /// Certificate file name inside NGINX_CERT_DIR (a `.env` key, default `./certs`).
     #[serde(default)]
     pub certificate: Option<String>,
-    /// Private key file name inside cert_dir.
+    /// Private key file name inside NGINX_CERT_DIR.
     #[serde(default)]
     pub key: Option<String>,
 }

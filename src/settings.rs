@@ -28,7 +28,6 @@ pub enum ProfileSource {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsSettings {
-    pub cert_dir: String,
     pub certificate: String,
     pub key: String,
 }
@@ -172,7 +171,6 @@ impl Settings {
 
         let tls_file = file.tls.clone().unwrap_or_default();
         let tls = TlsSettings {
-            cert_dir: tls_file.cert_dir.unwrap_or_else(|| "./certs".into()),
             certificate: tls_file.certificate.unwrap_or_else(|| "fullchain.pem".into()),
             key: tls_file.key.unwrap_or_else(|| "privkey.pem".into()),
         };

@@ -317,7 +317,13 @@ impl Service {
             timeout: def.timeout,
             restart: "unless-stopped".into(),
             logging: Some(Logging { driver: "json-file".into(), max_size: "10m".into(), max_file: 3 }),
-            security_opt: if full { vec!["no-new-privileges:true".into()] } else { Vec::new() },
+            security_opt: {
+                let mut opts = def.security_opt.clone();
+                if full && !opts.iter().any(|o| o.starts_with("no-new-privileges")) {
+                    opts.push("no-new-privileges:true".into());
+                }
+                opts
+            },
             stop_grace_period: def.stop_grace_period.clone(),
             shm_size: def.shm_size.clone(),
             tmpfs: def.tmpfs.clone(),
