@@ -25,6 +25,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Resu
     tmp_name.push(file_name);
     tmp_name.push(format!(".ragctl-tmp-{}", std::process::id()));
     let tmp_path = dir.join(tmp_name);
+    remove_stale_temp_files(dir, file_name);
 
     let result = (|| {
         let mut file = create_with_mode(&tmp_path, mode)?;
@@ -42,6 +43,31 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Resu
         let _ = fs::remove_file(&tmp_path);
     }
     result
+}
+
+/// A writer killed between create and rename leaves its temp file (which may hold secrets) behind; remove
+/// those whose process is gone.
+fn remove_stale_temp_files(dir: &Path, file_name: &std::ffi::OsStr) {
+    let prefix = format!(".{}.ragctl-tmp-", file_name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let alive = pid.parse::<u32>().is_ok_and(|pid| pid == std::process::id() || process_alive(pid));
+        if !alive {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    true // cannot tell cheaply: keep the file
 }
 
 #[cfg(unix)]
@@ -87,6 +113,20 @@ mod tests {
         }
         // No temp file left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        // pid 4194305 is above Linux's pid_max limit, so it is never alive.
+        let stale = dir.path().join("..env.ragctl-tmp-4194305");
+        let other = dir.path().join(".other.ragctl-tmp-4194305");
+        fs::write(&stale, "SECRET=old").unwrap();
+        fs::write(&other, "x").unwrap();
+        write_atomic(&path, b"A=1\n", Some(0o600)).unwrap();
+        assert!(!stale.exists());
+        assert!(other.exists(), "temp files of other targets are left alone");
     }
 
     #[cfg(unix)]

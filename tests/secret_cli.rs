@@ -486,9 +486,6 @@ fn env_import_keeps_values_maps_renames_reports_public_defaults_and_respects_exi
 }
 
 #[test]
-#[ignore = "BUG: env import treats an empty value in .env as absent (`doc.get(..).filter(|v| !v.is_empty())` in \
-            src/commands/env_import.rs), so re-importing a source with `KEY=` reports KEY as `imported` again and \
-            rewrites .env instead of reporting it `unchanged`"]
 fn a_second_import_of_a_file_with_empty_values_reports_them_unchanged() {
     let t = Test::new().file("dify.env", "CONSOLE_API_URL=\nLOG_LEVEL=INFO\n");
     ragctl(&t, &format!("{APP} env import dify.env")).assert_status(0);

@@ -66,9 +66,10 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
             }
             report.renamed.push(Renamed { from: key.clone(), to: name.clone() });
         }
-        match doc.get(&name).filter(|v| !v.is_empty()) {
+        match doc.get(&name) {
             Some(existing) if existing == value => report.unchanged.push(name),
-            Some(_) if !overwrite => report.conflicts.push(name),
+            // An empty value in .env is a placeholder the import may fill.
+            Some(existing) if !existing.is_empty() && !overwrite => report.conflicts.push(name),
             _ => {
                 doc.set_in_group(&group, &name, &value);
                 report.imported.push(name);
@@ -109,8 +110,15 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
             ));
         }
         for name in &report.public_defaults {
+            // A derived value (CELERY_BROKER_URL) is fixed by rotating what it is derived from.
+            let root = catalog
+                .iter()
+                .flat_map(|e| e.profile.secrets.iter())
+                .find(|s| &s.name == name)
+                .and_then(|s| s.derive.as_deref().and_then(|t| crate::stack::derive_references(t).next()))
+                .unwrap_or(name);
             out.warn(&format!(
-                "`{name}` holds the reference deployment's publicly known default\n  hint: run `ragctl secret gen --rotate {name}`"
+                "`{name}` holds the reference deployment's publicly known default\n  hint: run `ragctl secret gen --rotate {root}`"
             ));
         }
     }
