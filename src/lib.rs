@@ -13,6 +13,7 @@ pub mod env_file;
 pub mod env_vars;
 pub mod error;
 pub mod output;
+pub mod port_holder;
 pub mod profile;
 pub mod project_file;
 pub mod render;
