@@ -65,6 +65,18 @@ pub struct GlobalArgs {
     /// Answer yes to every confirmation; never prompt [env: RAGCTL_YES]
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+
+    /// Progress display: bars on a terminal (auto), plain lines, JSON lines on stderr, or none [env: RAGCTL_PROGRESS]
+    #[arg(long, global = true, value_enum)]
+    pub progress: Option<ProgressArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Plain,
+    Json,
+    Quiet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +103,73 @@ pub enum Command {
     /// Work with .env files
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Render, generate missing secrets, check ports and images, then create and start the stack and wait until it is ready
+    Up(UpArgs),
+    /// Stop and remove the project's containers and networks (volumes with --volumes)
+    Down(DownArgs),
+    /// List the project's containers with state, health, ports and uptime
+    #[command(visible_alias = "status")]
+    Ps,
+    /// Show container logs, prefixed with the container name
+    Logs(LogsArgs),
+    /// Restart services (all when none is named)
+    Restart(RestartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until every service is ready (the default)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Return once containers are started; wait only where a dependency requires it
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for each service to become ready (default: the profile's, else 180)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// When to pull images
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: crate::engine::plan::PullPolicy,
+    /// Remove containers of services that are no longer in the stack
+    #[arg(long)]
+    pub remove_orphans: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the project's named volumes (its data); asks first unless --yes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Seconds to wait for each container to stop before it is killed
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Services to show (default: all)
+    pub services: Vec<String>,
+    /// Keep streaming new lines
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines from the end of each log
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only lines newer than this: a duration (`10m`, `1h30m`) or a Unix timestamp
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Services to restart (default: all)
+    pub services: Vec<String>,
+    /// Seconds to wait for each container to stop before it is killed
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,10 @@ pub const RAGCTL_REGISTRY: &str = "RAGCTL_REGISTRY";
 /// Prefix of per-service image overrides: `RAGCTL_IMAGE_<SERVICE>` (service upper-cased, `-` → `_`).
 pub const RAGCTL_IMAGE_PREFIX: &str = "RAGCTL_IMAGE_";
 pub const RAGCTL_YES: &str = "RAGCTL_YES";
+pub const RAGCTL_PROGRESS: &str = "RAGCTL_PROGRESS";
 pub const RAGCTL_NO_COLOR: &str = "RAGCTL_NO_COLOR";
+/// The Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`), as the docker CLI reads it.
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// <https://no-color.org>: any non-empty value disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -32,7 +35,7 @@ impl EnvSnapshot {
     pub fn capture() -> Self {
         let vars = std::env::vars_os()
             .filter_map(|(k, v): (OsString, OsString)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == NO_COLOR)
+            .filter(|(k, _)| k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == NO_COLOR || k == DOCKER_HOST)
             .collect();
         EnvSnapshot { vars }
     }
@@ -58,4 +61,10 @@ impl EnvSnapshot {
             .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
             .filter(|(_, v)| !v.is_empty())
     }
+}
+
+/// Any variable, for compose-style `${VAR}` substitution: the process environment overrides `.env`, as in
+/// compose. This is the one read of arbitrary variables.
+pub fn compose_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }

@@ -87,6 +87,22 @@ pub enum Error {
     #[error("failed to {action} `{}`: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
 
+    /// The Docker engine cannot be reached at all.
+    #[error("failed to connect to the Docker engine at `{endpoint}`: {cause}")]
+    DockerUnreachable { endpoint: String, cause: String },
+
+    /// A Docker API call failed.
+    #[error("failed to {action} `{target}`: {cause}")]
+    Docker { action: &'static str, target: String, cause: String },
+
+    /// `up` could not bring the stack up (preflight, readiness, a container that exited).
+    #[error("{message}")]
+    Deploy { message: String, hint: Option<String> },
+
+    /// Interrupted by SIGINT.
+    #[error("interrupted")]
+    Interrupted,
+
     /// Rendered files differ from what is on disk (`render --check`).
     #[error("{} rendered file(s) are out of date: {}", files.len(), files.join(", "))]
     Drift { files: Vec<String> },
@@ -110,7 +126,9 @@ impl Error {
             Error::Parse { .. } | Error::Config { .. } | Error::UnknownProfile { .. } | Error::Template { .. } => {
                 exit::USAGE
             }
-            Error::Io { .. } | Error::Drift { .. } => exit::FAILURE,
+            Error::Io { .. } | Error::Drift { .. } | Error::Docker { .. } | Error::Deploy { .. } => exit::FAILURE,
+            Error::DockerUnreachable { .. } => exit::DOCKER_UNREACHABLE,
+            Error::Interrupted => exit::INTERRUPTED,
         }
     }
 
@@ -120,6 +138,11 @@ impl Error {
             Error::Config { hint, .. } => hint.clone(),
             Error::UnknownProfile { available, .. } => Some(format!("available profiles: {}", available.join(", "))),
             Error::Drift { .. } => Some("run `ragctl render` to update them".to_string()),
+            Error::DockerUnreachable { .. } => Some(
+                "start the engine (`sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running one"
+                    .to_string(),
+            ),
+            Error::Deploy { hint, .. } => hint.clone(),
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("check the permissions of the file and its directory".to_string())
             }

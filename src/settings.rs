@@ -56,6 +56,10 @@ pub struct Settings {
     pub verbose: u8,
     pub color: bool,
     pub yes: bool,
+    #[serde(skip)]
+    pub progress: crate::reporter::ProgressMode,
+    /// `DOCKER_HOST`, when set.
+    pub docker_host: Option<String>,
 }
 
 impl Serialize for Format {
@@ -180,6 +184,28 @@ impl Settings {
             && env.get(ev::RAGCTL_NO_COLOR).is_none()
             && std::io::stderr().is_terminal();
         let yes = flags.yes || env.get(ev::RAGCTL_YES).is_some_and(truthy);
+        use crate::reporter::ProgressMode;
+        let progress = match flags.progress {
+            Some(crate::cli::ProgressArg::Auto) => ProgressMode::Auto,
+            Some(crate::cli::ProgressArg::Plain) => ProgressMode::Plain,
+            Some(crate::cli::ProgressArg::Json) => ProgressMode::Json,
+            Some(crate::cli::ProgressArg::Quiet) => ProgressMode::Quiet,
+            None => match env.get(ev::RAGCTL_PROGRESS) {
+                Some("auto") => ProgressMode::Auto,
+                Some("plain") => ProgressMode::Plain,
+                Some("json") => ProgressMode::Json,
+                Some("quiet") => ProgressMode::Quiet,
+                Some(other) => {
+                    return Err(Error::config_hint(
+                        format!("invalid value `{other}` for {}", ev::RAGCTL_PROGRESS),
+                        "use `auto`, `plain`, `json` or `quiet`",
+                    ));
+                }
+                None if format == Format::Json => ProgressMode::Json,
+                None if flags.quiet > 0 => ProgressMode::Quiet,
+                None => ProgressMode::Auto,
+            },
+        };
 
         Ok(Settings {
             project_dir,
@@ -202,6 +228,8 @@ impl Settings {
             verbose: flags.verbose,
             color,
             yes,
+            progress,
+            docker_host: env.get(ev::DOCKER_HOST).map(str::to_string),
         })
     }
 

@@ -15,6 +15,11 @@ fn help_of_every_command() {
         &["secret", "check"],
         &["env"],
         &["env", "import"],
+        &["up"],
+        &["down"],
+        &["ps"],
+        &["logs"],
+        &["restart"],
     ];
     let t = Test::new();
     for args in commands {

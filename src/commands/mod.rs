@@ -2,10 +2,15 @@
 //! This is the only layer that writes files (through [`crate::atomic_file`]) or prints (through
 //! [`crate::output`]).
 
+pub(crate) mod down;
 mod env_import;
+mod logs;
 mod profiles;
+mod ps;
 mod render;
+mod restart;
 mod secret;
+mod up;
 
 use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, Format};
@@ -41,6 +46,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Env(crate::cli::EnvCommand::Import { path, overwrite }) => {
             env_import::run(&settings, &out, path, *overwrite)
         }
+        Command::Up(args) => up::run(&settings, &out, args),
+        Command::Down(args) => down::run(&settings, &out, args),
+        Command::Ps => ps::run(&settings, &out),
+        Command::Logs(args) => logs::run(&settings, &out, args),
+        Command::Restart(args) => restart::run(&settings, &out, args),
     };
     match result {
         Ok(code) => code,
@@ -59,3 +69,25 @@ pub fn load_stack(settings: &Settings) -> Result<(Catalog, Stack), Error> {
 }
 
 pub const OK: i32 = exit::OK;
+
+/// One thread is plenty: the engine waits on Docker, it does not compute. It also starts fastest.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::config(format!("failed to start the async runtime: {e}")))
+}
+
+/// Run `work` until it finishes or SIGINT arrives. On SIGINT the work is dropped where it stands: every object
+/// created so far carries the project's labels, so `down` or a rerun of `up` finds and converges it.
+pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
+}
+
+/// The project name for commands that only look at Docker (no stack needed).
+pub fn project_name(settings: &Settings) -> &str {
+    &settings.project_name
+}

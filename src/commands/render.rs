@@ -115,7 +115,7 @@ pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, 
     Ok(super::OK)
 }
 
-fn status_of(path: &Path, file: &RenderedFile) -> FileStatus {
+pub(super) fn status_of(path: &Path, file: &RenderedFile) -> FileStatus {
     match std::fs::read(path) {
         Ok(bytes) if bytes == file.contents.as_bytes() && mode_matches(path, file.executable) => FileStatus::Unchanged,
         Ok(_) => FileStatus::Update,
@@ -134,7 +134,7 @@ fn mode_matches(_path: &Path, _executable: bool) -> bool {
     true
 }
 
-fn write_rendered(output_dir: &Path, file: &RenderedFile) -> Result<(), Error> {
+pub(super) fn write_rendered(output_dir: &Path, file: &RenderedFile) -> Result<(), Error> {
     let path: PathBuf = output_dir.join(&file.path);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;

@@ -149,10 +149,10 @@ impl DotEnv {
         let Some(header_index) = header_index else {
             if let Some(ParsedLine::Entry(_)) = self.lines.last() {
                 self.push_verbatim(String::new());
-            } else if let Some(ParsedLine::Verbatim(t)) = self.lines.last() {
-                if !t.trim().is_empty() {
-                    self.push_verbatim(String::new());
-                }
+            } else if let Some(ParsedLine::Verbatim(t)) = self.lines.last()
+                && !t.trim().is_empty()
+            {
+                self.push_verbatim(String::new());
             }
             self.push_verbatim(header);
             let line = self.new_entry(key, value);

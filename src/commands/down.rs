@@ -1,0 +1,148 @@
+//! `ragctl down`: stop and remove every container of the project (found by label, whatever the current
+//! profiles say) in reverse dependency order, parallel within a level; then its networks; volumes only with
+//! `--volumes`, after confirmation.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cli::DownArgs;
+use crate::docker::{DockerClient, ObservedContainer};
+use crate::engine::apply::remove_containers;
+use crate::error::Error;
+use crate::output::Output;
+use crate::reporter::{Event, reporter};
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+struct DownReport {
+    project: String,
+    containers: Vec<String>,
+    networks: Vec<String>,
+    volumes: Vec<String>,
+    elapsed_ms: u64,
+}
+
+/// Dependents before their dependencies: level 0 holds containers nothing else (remaining) depends on.
+pub fn removal_levels(containers: &[ObservedContainer]) -> Vec<Vec<ObservedContainer>> {
+    let mut remaining: Vec<ObservedContainer> = containers.to_vec();
+    let mut levels = Vec::new();
+    while !remaining.is_empty() {
+        let (level, rest): (Vec<_>, Vec<_>) = remaining
+            .iter()
+            .cloned()
+            .partition(|c| !remaining.iter().any(|other| other.depends_on.contains(&c.service)));
+        if level.is_empty() {
+            // A cycle (cannot come from ragctl, which rejects them): remove the rest together.
+            levels.push(rest);
+            break;
+        }
+        levels.push(level);
+        remaining = rest;
+    }
+    levels
+}
+
+pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Error> {
+    let started = Instant::now();
+    let project = super::project_name(settings).to_string();
+    if args.volumes && !settings.yes {
+        let tty = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if !tty {
+            return Err(Error::config_hint(
+                "refusing to remove volumes (the stack's data) without confirmation (no terminal to ask on)",
+                "pass --yes to confirm",
+            ));
+        }
+        let ok = dialoguer::Confirm::new()
+            .with_prompt(format!("Remove the volumes of project `{project}`? Their data is lost."))
+            .default(false)
+            .interact()
+            .map_err(|e| Error::config(format!("failed to read the answer: {e}")))?;
+        if !ok {
+            return Err(Error::config("cancelled"));
+        }
+    }
+    let _lock = crate::project_lock::acquire(&project, "down", |holder| {
+        out.info(&format!(
+            "waiting for another ragctl operation on project `{project}` to finish{}",
+            holder.map(|h| format!(" ({h})")).unwrap_or_default()
+        ))
+    })?;
+    let rep = reporter(settings.progress, settings.color);
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(super::interruptible(async {
+        let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
+        let containers = docker.list_containers(&project).await?;
+        for level in removal_levels(&containers) {
+            remove_containers(&docker, &level, rep.as_ref(), args.timeout).await?;
+        }
+        let networks = docker.list_networks(&project).await?;
+        futures_util::future::try_join_all(networks.iter().map(|n| async {
+            docker.remove_network(n).await?;
+            rep.event(Event::Removed { kind: "network".into(), name: n.clone() });
+            Ok::<(), Error>(())
+        }))
+        .await?;
+        let volumes = if args.volumes { docker.list_volumes(&project).await? } else { Vec::new() };
+        futures_util::future::try_join_all(volumes.iter().map(|v| async {
+            docker.remove_volume(v).await?;
+            rep.event(Event::Removed { kind: "volume".into(), name: v.clone() });
+            Ok::<(), Error>(())
+        }))
+        .await?;
+        Ok(DownReport {
+            project: project.clone(),
+            containers: containers.into_iter().map(|c| c.name).collect(),
+            networks,
+            volumes,
+            elapsed_ms: 0,
+        })
+    }));
+    rep.finish();
+    let mut report = result?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    if out.is_json() {
+        out.json(&report);
+    } else {
+        out.info(&format!(
+            "project `{project}`: removed {} containers, {} networks, {} volumes in {:.1}s{}",
+            report.containers.len(),
+            report.networks.len(),
+            report.volumes.len(),
+            started.elapsed().as_secs_f64(),
+            if args.volumes { "" } else { " (volumes kept; --volumes removes them)" }
+        ));
+    }
+    Ok(super::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(service: &str, deps: &[&str]) -> ObservedContainer {
+        ObservedContainer {
+            id: service.into(),
+            name: format!("p-{service}-1"),
+            service: service.into(),
+            number: 1,
+            config_hash: String::new(),
+            image: String::new(),
+            state: "running".into(),
+            status: String::new(),
+            created: 0,
+            ports: vec![],
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn dependents_are_removed_before_their_dependencies() {
+        let all = [c("db", &[]), c("api", &["db", "redis"]), c("redis", &[]), c("nginx", &["api"])];
+        let levels: Vec<Vec<String>> =
+            removal_levels(&all).into_iter().map(|l| l.into_iter().map(|c| c.service).collect()).collect();
+        assert_eq!(levels, vec![vec!["nginx"], vec!["api"], vec!["db", "redis"]]);
+    }
+}

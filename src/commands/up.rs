@@ -1,0 +1,205 @@
+//! `ragctl up`: resolve → render → secrets → desired state → observe → plan → preflight → pull → apply.
+//! `--dry-run` stops after the plan and writes nothing.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::render::{FileStatus, status_of, write_rendered};
+use crate::cli::UpArgs;
+use crate::docker::DockerClient;
+use crate::engine::apply::{HINT_RERUN, ServiceOutcome, apply_up, pull_images};
+use crate::engine::plan::{Observed, Plan, plan_up};
+use crate::engine::preflight::port_conflicts;
+use crate::engine::spec::desired;
+use crate::env_file::EnvFile;
+use crate::env_vars::compose_variable;
+use crate::error::Error;
+use crate::output::Output;
+use crate::render::{TemplateSource, render_stack};
+use crate::reporter::{Event, reporter};
+use crate::secrets::plan_gen;
+use crate::settings::Settings;
+
+#[derive(Serialize)]
+struct UpReport<'a> {
+    project: &'a str,
+    dry_run: bool,
+    files_written: Vec<String>,
+    secrets_generated: Vec<String>,
+    plan: Vec<String>,
+    services: Vec<ServiceOutcome>,
+    elapsed_ms: u64,
+}
+
+pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Error> {
+    let started = Instant::now();
+    let (_, stack) = super::load_stack(settings)?;
+    for w in &stack.warnings {
+        out.warn(w);
+    }
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(crate::project_lock::acquire(&stack.project, "up", |holder| {
+            out.info(&format!(
+                "waiting for another ragctl operation on project `{}` to finish{}",
+                stack.project,
+                holder.map(|h| format!(" ({h})")).unwrap_or_default()
+            ))
+        })?)
+    };
+
+    // Render exactly as `render` does: the rendered config files are bind-mounted.
+    let files = render_stack(&stack, settings, &TemplateSource::new(&settings.project_dir))?;
+    let changed_files: Vec<&crate::render::RenderedFile> =
+        files.iter().filter(|f| status_of(&settings.project_dir.join(&f.path), f) != FileStatus::Unchanged).collect();
+
+    // Missing secrets are generated (and, except in a dry run, saved); their names are said, never values.
+    let env_file = EnvFile::load(&settings.env_file)?;
+    let mut doc = env_file.doc_or_new();
+    let generated = plan_gen(&stack, &doc, &[])?;
+    for c in &generated {
+        doc.set_in_group(&c.profile, &c.name, c.value.expose());
+    }
+    if !args.dry_run {
+        for f in &changed_files {
+            write_rendered(&settings.project_dir, f)?;
+        }
+        if !generated.is_empty() {
+            env_file.save(&doc)?;
+        }
+    }
+    if !generated.is_empty() && !out.is_json() {
+        let names: Vec<&str> = generated.iter().map(|c| c.name.as_str()).collect();
+        let verb = if args.dry_run { "would generate" } else { "generated" };
+        out.info(&format!(
+            "{verb} {} missing secrets in `{}`: {}",
+            names.len(),
+            env_file.path.display(),
+            names.join(", ")
+        ));
+    }
+
+    // Compose's rule: the process environment overrides .env.
+    let dotenv_values = doc.resolved(&|name| compose_variable(name));
+    let vars = |name: &str| compose_variable(name).or_else(|| dotenv_values.get(name).cloned());
+    let desired = desired(&stack, &vars, &settings.project_dir, args.timeout.map(Duration::from_secs))?;
+
+    let runtime = super::runtime()?;
+    let rep = reporter(settings.progress, settings.color);
+    let result = runtime.block_on(super::interruptible(async {
+        let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
+        let observed = observe(&docker, &desired).await?;
+        let plan = plan_up(&desired, &observed, args.pull, args.remove_orphans);
+        let lines = plan.describe();
+        if args.dry_run {
+            return Ok((plan, lines, Vec::new()));
+        }
+        preflight(&docker, &plan).await?;
+        let actions = lines.iter().filter(|l| !l.starts_with("keep ")).count();
+        rep.event(Event::PlanReady { actions });
+        if !plan.remove_orphans {
+            for o in &plan.orphans {
+                rep.event(Event::Note {
+                    message: format!(
+                        "container `{}` belongs to service `{}`, which is not in the stack (remove it with --remove-orphans)",
+                        o.name, o.service
+                    ),
+                });
+            }
+        }
+        pull_images(&docker, &plan, rep.as_ref()).await?;
+        let wait = !args.no_wait;
+        let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait).await?;
+        Ok((plan, lines, outcomes))
+    }));
+    rep.finish();
+    let (plan, lines, outcomes) = result?;
+
+    let elapsed = started.elapsed();
+    if out.is_json() {
+        out.json(&UpReport {
+            project: &stack.project,
+            dry_run: args.dry_run,
+            files_written: if args.dry_run {
+                Vec::new()
+            } else {
+                changed_files.iter().map(|f| f.path.clone()).collect()
+            },
+            secrets_generated: generated.iter().map(|c| c.name.clone()).collect(),
+            plan: lines,
+            services: outcomes,
+            elapsed_ms: elapsed.as_millis() as u64,
+        });
+    } else if args.dry_run {
+        let mut text = String::new();
+        for f in &changed_files {
+            text.push_str(&format!("write file {}\n", f.path));
+        }
+        for line in lines.iter().filter(|l| out.verbose > 0 || !l.starts_with("keep ")) {
+            text.push_str(line);
+            text.push('\n');
+        }
+        if plan.is_noop() && changed_files.is_empty() && generated.is_empty() {
+            text.push_str("nothing to do: the stack is up to date\n");
+        }
+        out.data(&text);
+    } else {
+        let changed = outcomes.iter().filter(|o| o.changed).count();
+        out.info(&format!(
+            "project `{}`: {} services up ({} changed, {} unchanged) in {:.1}s",
+            stack.project,
+            outcomes.len(),
+            changed,
+            outcomes.len() - changed,
+            elapsed.as_secs_f64()
+        ));
+    }
+    Ok(super::OK)
+}
+
+async fn observe(docker: &DockerClient, desired: &crate::engine::spec::Desired) -> Result<Observed, Error> {
+    let images: BTreeSet<&str> = desired.containers.iter().map(|c| c.image.as_str()).collect();
+    let presence = futures_util::future::try_join_all(
+        images
+            .iter()
+            .map(|image| async move { Ok::<_, Error>((image.to_string(), docker.image_present(image).await?)) }),
+    );
+    let (containers, networks, volumes, presence) = futures_util::try_join!(
+        docker.list_containers(&desired.project),
+        docker.list_networks(&desired.project),
+        docker.list_volumes(&desired.project),
+        presence
+    )?;
+    Ok(Observed {
+        containers,
+        networks,
+        volumes,
+        images_present: presence.into_iter().filter(|(_, p)| *p).map(|(i, _)| i).collect(),
+    })
+}
+
+/// Refuse before creating anything: missing images with `--pull never`, host ports held by others.
+async fn preflight(docker: &DockerClient, plan: &Plan) -> Result<(), Error> {
+    if !plan.missing_images.is_empty() {
+        return Err(Error::Deploy {
+            message: format!(
+                "{} not present locally and --pull never forbids pulling: {}",
+                if plan.missing_images.len() == 1 { "an image is" } else { "images are" },
+                plan.missing_images.join(", ")
+            ),
+            hint: Some("load or build the images (`docker load`, `docker build`), or run with --pull missing".into()),
+        });
+    }
+    let conflicts = port_conflicts(docker, plan).await?;
+    if !conflicts.is_empty() {
+        let message = conflicts.iter().map(|c| c.describe()).collect::<Vec<_>>().join("\n");
+        return Err(Error::Deploy {
+            message: format!("preflight failed, nothing was created:\n{message}"),
+            hint: Some(HINT_RERUN.replace("fix the cause", "free the ports or move them")),
+        });
+    }
+    Ok(())
+}

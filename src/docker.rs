@@ -1,0 +1,458 @@
+//! The one module that talks to the Docker Engine API (bollard). It speaks ragctl's types
+//! ([`ContainerSpec`], [`ObservedContainer`], ...) and maps every bollard error to an [`Error`] that names the
+//! operation and its object: a raw `hyper::Error` or "error trying to connect" tells an operator nothing.
+//!
+//! It must not decide anything (what to create, when to wait): that is the engine's plan.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
+};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use crate::engine::spec::{
+    ContainerSpec, LABEL_CONFIG_HASH, LABEL_DEPENDS_ON, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, NetworkSpec,
+    VolumeSpec,
+};
+use crate::error::Error;
+
+pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+/// Per-request timeout; pulls and log streams are not bounded by it in practice (bollard applies it per
+/// request, and readiness has its own deadlines).
+const REQUEST_TIMEOUT_SECS: u64 = 600;
+
+#[derive(Clone)]
+pub struct DockerClient {
+    inner: Docker,
+    pub endpoint: String,
+    pub api_version: String,
+}
+
+/// A container of the project as Docker reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub number: u32,
+    pub config_hash: String,
+    pub image: String,
+    /// created | running | paused | restarting | removing | exited | dead
+    pub state: String,
+    pub status: String,
+    pub created: i64,
+    pub ports: Vec<String>,
+    /// Services this container's service depends on (from compose's depends_on label).
+    pub depends_on: Vec<String>,
+}
+
+/// The parts of `docker inspect` the engine and doctor read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerStatus {
+    pub state: String,
+    pub running: bool,
+    pub restarting: bool,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    /// starting | healthy | unhealthy, or None without a healthcheck.
+    pub health: Option<String>,
+    pub health_log: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    pub started_at: Option<String>,
+    pub restart_count: i64,
+}
+
+fn docker_err(action: &'static str, target: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    let target = target.into();
+    move |e| Error::Docker { action, target, cause: describe(&e) }
+}
+
+/// Docker's own message when there is one ("No such image: x"), not bollard's wrapper text.
+fn describe(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+            format!("{message} (HTTP {status_code})")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+fn project_filter(project: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{LABEL_PROJECT}={project}")])])
+}
+
+impl DockerClient {
+    /// Connect to `host` (a `DOCKER_HOST` value) or the default socket, and negotiate the API version
+    /// (Engine 20.10 speaks 1.41; newer engines more).
+    pub async fn connect(host: Option<&str>) -> Result<DockerClient, Error> {
+        let endpoint = host.unwrap_or(DEFAULT_SOCKET).to_string();
+        let unreachable = |cause: String| Error::DockerUnreachable { endpoint: endpoint.clone(), cause };
+        let version = bollard::API_DEFAULT_VERSION;
+        let inner = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, version)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Docker::connect_with_http(&endpoint, REQUEST_TIMEOUT_SECS, version)
+        } else if endpoint.starts_with('/') {
+            Docker::connect_with_unix(&endpoint, REQUEST_TIMEOUT_SECS, version)
+        } else {
+            return Err(unreachable("unsupported scheme (use unix:// or tcp://)".into()));
+        }
+        .map_err(|e| unreachable(describe(&e)))?;
+        // Negotiation asks the engine for its version: one round trip that also proves it is reachable.
+        let inner = inner.negotiate_version().await.map_err(|e| unreachable(describe(&e)))?;
+        let api_version = inner.client_version().to_string();
+        Ok(DockerClient { inner, endpoint, api_version })
+    }
+
+    pub async fn list_containers(&self, project: &str) -> Result<Vec<ObservedContainer>, Error> {
+        let opts = ListContainersOptions { all: true, filters: Some(project_filter(project)), ..Default::default() };
+        let list = self.inner.list_containers(Some(opts)).await.map_err(docker_err("list containers of", project))?;
+        let mut out: Vec<ObservedContainer> = list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                ObservedContainer {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
+                        .unwrap_or_default(),
+                    service: label(LABEL_SERVICE),
+                    number: label(LABEL_NUMBER).parse().unwrap_or(0),
+                    config_hash: label(LABEL_CONFIG_HASH),
+                    image: c.image.unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    status: c.status.unwrap_or_default(),
+                    created: c.created.unwrap_or(0),
+                    depends_on: label(LABEL_DEPENDS_ON)
+                        .split(',')
+                        .filter_map(|d| d.split(':').next().filter(|s| !s.is_empty()).map(str::to_string))
+                        .collect(),
+                    ports: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| {
+                            let public = p.public_port?;
+                            Some(format!(
+                                "{}:{public}->{}/{}",
+                                p.ip.unwrap_or_default(),
+                                p.private_port,
+                                p.typ.map(|t| t.to_string()).unwrap_or_default()
+                            ))
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.service, a.number).cmp(&(&b.service, b.number)));
+        Ok(out)
+    }
+
+    /// Every container (any project) publishing host port `port`, as (container name, compose project).
+    pub async fn containers_publishing(&self, port: u16) -> Result<Vec<(String, String)>, Error> {
+        let opts = ListContainersOptions { all: false, ..Default::default() };
+        let list = self.inner.list_containers(Some(opts)).await.map_err(docker_err("list", "containers"))?;
+        Ok(list
+            .into_iter()
+            .filter(|c| c.ports.iter().flatten().any(|p| p.public_port == Some(port)))
+            .map(|c| {
+                let name =
+                    c.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string())).unwrap_or_default();
+                let project = c.labels.and_then(|l| l.get(LABEL_PROJECT).cloned()).unwrap_or_default();
+                (name, project)
+            })
+            .collect())
+    }
+
+    /// The engine's own version (for `doctor` and `--verbose`).
+    pub async fn server_version(&self) -> Result<String, Error> {
+        let v = self.inner.version().await.map_err(docker_err("query version of", &self.endpoint))?;
+        Ok(v.version.unwrap_or_default())
+    }
+
+    pub async fn list_networks(&self, project: &str) -> Result<Vec<String>, Error> {
+        let opts = ListNetworksOptions { filters: Some(project_filter(project)) };
+        let nets = self.inner.list_networks(Some(opts)).await.map_err(docker_err("list networks of", project))?;
+        Ok(nets.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, Error> {
+        let opts = ListVolumesOptions { filters: Some(project_filter(project)) };
+        let vols = self.inner.list_volumes(Some(opts)).await.map_err(docker_err("list volumes of", project))?;
+        Ok(vols.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
+    }
+
+    pub async fn create_network(&self, spec: &NetworkSpec) -> Result<(), Error> {
+        let req = NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(spec.internal),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.inner.create_network(req).await.map(|_| ()).map_err(docker_err("create network", &spec.name))
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<(), Error> {
+        match self.inner.remove_network(name).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other.map_err(docker_err("remove network", name)),
+        }
+    }
+
+    pub async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), Error> {
+        let req = VolumeCreateRequest {
+            name: Some(spec.name.clone()),
+            driver: Some("local".into()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.inner.create_volume(req).await.map(|_| ()).map_err(docker_err("create volume", &spec.name))
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<(), Error> {
+        match self.inner.remove_volume(name, None::<RemoveVolumeOptions>).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other.map_err(docker_err("remove volume", name)),
+        }
+    }
+
+    pub async fn image_present(&self, image: &str) -> Result<bool, Error> {
+        match self.inner.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(docker_err("inspect image", image)(e)),
+        }
+    }
+
+    /// Pull `image`, calling `progress(layer, current, total)` as bytes arrive.
+    pub async fn pull(&self, image: &str, mut progress: impl FnMut(&str, u64, u64)) -> Result<(), Error> {
+        let opts = CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() };
+        let mut stream = self.inner.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(docker_err("pull image", image))?;
+            if let Some(detail) = info.progress_detail
+                && let (Some(id), Some(current)) = (info.id.as_deref(), detail.current)
+            {
+                progress(id, current.max(0) as u64, detail.total.unwrap_or(0).max(0) as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Create (not start) a container. Engines before API 1.44 accept one network at create time, so the
+    /// others are connected right after.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        let endpoint = |_net: &str| EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() };
+        let first = spec.networks.first().cloned().unwrap_or_default();
+        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    format!("{}/{}", p.container_port, p.protocol),
+                    Some(vec![PortBinding {
+                        host_ip: (!p.host_ip.is_empty()).then(|| p.host_ip.clone()),
+                        host_port: Some(p.host_port.to_string()),
+                    }]),
+                )
+            })
+            .collect();
+        let host_config = HostConfig {
+            binds: Some(spec.binds.clone()),
+            port_bindings: Some(port_bindings),
+            network_mode: Some(first.clone()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(match spec.restart.as_str() {
+                    "always" => RestartPolicyNameEnum::ALWAYS,
+                    "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+                    "no" => RestartPolicyNameEnum::NO,
+                    _ => RestartPolicyNameEnum::UNLESS_STOPPED,
+                }),
+                maximum_retry_count: None,
+            }),
+            log_config: spec.log_driver.as_ref().map(|d| HostConfigLogConfig {
+                typ: Some(d.clone()),
+                config: Some(spec.log_options.clone().into_iter().collect()),
+            }),
+            nano_cpus: spec.nano_cpus,
+            memory: spec.memory,
+            shm_size: spec.shm_size,
+            security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
+            cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone().into_iter().collect()),
+            sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone().into_iter().collect()),
+            ulimits: (!spec.ulimits.is_empty()).then(|| {
+                spec.ulimits
+                    .iter()
+                    .map(|(name, (soft, hard))| ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(*soft),
+                        hard: Some(*hard),
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.clone()),
+            cmd: spec.cmd.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            user: spec.user.clone(),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: Some(spec.ports.iter().map(|p| format!("{}/{}", p.container_port, p.protocol)).collect()),
+            volumes: (!spec.anonymous_volumes.is_empty()).then(|| spec.anonymous_volumes.clone()),
+            healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+                test: Some(h.test.clone()),
+                interval: Some(h.interval_ns),
+                timeout: Some(h.timeout_ns),
+                retries: Some(h.retries),
+                start_period: Some(h.start_period_ns),
+                start_interval: None,
+            }),
+            stop_timeout: spec.stop_timeout,
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(first.clone(), endpoint(&first))])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+        let id =
+            self.inner.create_container(Some(opts), body).await.map_err(docker_err("create container", &spec.name))?.id;
+        for net in spec.networks.iter().skip(1) {
+            let req = NetworkConnectRequest { container: id.clone(), endpoint_config: Some(endpoint(net)) };
+            self.inner.connect_network(net, req).await.map_err(docker_err("connect container to network", net))?;
+        }
+        Ok(id)
+    }
+
+    pub async fn start(&self, id: &str, name: &str) -> Result<(), Error> {
+        self.inner.start_container(id, None).await.map_err(docker_err("start container", name))
+    }
+
+    pub async fn stop(&self, id: &str, name: &str, timeout: Option<i32>) -> Result<(), Error> {
+        let opts = StopContainerOptions { t: timeout, signal: None };
+        match self.inner.stop_container(id, Some(opts)).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 304: already stopped
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            other => other.map_err(docker_err("stop container", name)),
+        }
+    }
+
+    pub async fn remove(&self, id: &str, name: &str) -> Result<(), Error> {
+        let opts = RemoveContainerOptions { force: true, v: false, link: false };
+        match self.inner.remove_container(id, Some(opts)).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other.map_err(docker_err("remove container", name)),
+        }
+    }
+
+    pub async fn restart(&self, id: &str, name: &str, timeout: Option<i32>) -> Result<(), Error> {
+        let opts = RestartContainerOptions { t: timeout, signal: None };
+        self.inner.restart_container(id, Some(opts)).await.map_err(docker_err("restart container", name))
+    }
+
+    pub async fn inspect(&self, id: &str, name: &str) -> Result<ContainerStatus, Error> {
+        let c = self.inner.inspect_container(id, None).await.map_err(docker_err("inspect container", name))?;
+        let state = c.state.unwrap_or_default();
+        let health = state.health.as_ref();
+        let ip_addresses = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|nets| nets.into_values().filter_map(|e| e.ip_address).filter(|ip| !ip.is_empty()).collect())
+            .unwrap_or_default();
+        Ok(ContainerStatus {
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            restarting: state.restarting.unwrap_or(false),
+            exit_code: state.exit_code.unwrap_or(0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            health: health.and_then(|h| h.status).and_then(|s| match s {
+                HealthStatusEnum::STARTING => Some("starting".to_string()),
+                HealthStatusEnum::HEALTHY => Some("healthy".to_string()),
+                HealthStatusEnum::UNHEALTHY => Some("unhealthy".to_string()),
+                _ => None,
+            }),
+            health_log: health
+                .and_then(|h| h.log.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| format!("exit {}: {}", l.exit_code.unwrap_or(-1), l.output.unwrap_or_default().trim()))
+                .collect(),
+            ip_addresses,
+            started_at: state.started_at,
+            restart_count: c.restart_count.unwrap_or(0),
+        })
+    }
+
+    /// Run `cmd` in the container and return its exit code (output discarded).
+    pub async fn exec(&self, id: &str, name: &str, cmd: &[String]) -> Result<i64, Error> {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
+        match self.inner.start_exec(&exec.id, None).await.map_err(docker_err("exec in container", name))? {
+            bollard::exec::StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
+            bollard::exec::StartExecResults::Detached => {}
+        }
+        let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    /// Log lines (stdout and stderr interleaved as Docker stores them).
+    pub fn logs(
+        &self,
+        id: &str,
+        tail: Option<usize>,
+        since: Option<i64>,
+        follow: bool,
+    ) -> impl Stream<Item = Result<String, Error>> + use<> {
+        let opts = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            since: since.unwrap_or(0) as i32,
+            tail: tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()),
+            ..Default::default()
+        };
+        let name = id.to_string();
+        self.inner.logs(id, Some(opts)).map(move |item| {
+            item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned()).map_err(|e| Error::Docker {
+                action: "read logs of",
+                target: name.clone(),
+                cause: describe(&e),
+            })
+        })
+    }
+
+    /// The last `n` log lines, for failure reports.
+    pub async fn log_tail(&self, id: &str, n: usize) -> Vec<String> {
+        let mut stream = Box::pin(self.logs(id, Some(n), None, false));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&chunk);
+        }
+        text.lines().map(str::to_string).collect()
+    }
+}

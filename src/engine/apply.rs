@@ -1,0 +1,297 @@
+//! Execute an `up` plan: pull, networks and volumes, then every service concurrently, each waiting for its
+//! dependencies' conditions, then proving its own readiness. The first failure stops the rest (fail fast) and
+//! is reported with the container's last log lines; whatever was done stays, so a rerun continues.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures_util::future::{join_all, try_join_all};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::plan::{ContainerAction, ContainerStep, Plan};
+use super::readiness::{NotReady, describe_probe, wait_ready};
+use crate::docker::{DockerClient, ObservedContainer};
+use crate::error::Error;
+use crate::profile::{DependencyCondition, ReadinessProbe};
+use crate::reporter::{Event, Reporter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServiceState {
+    Pending,
+    Started,
+    Ready,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceOutcome {
+    pub service: String,
+    pub containers: Vec<String>,
+    /// Time from `up` start until the service was ready (when it was waited for).
+    pub ready_ms: Option<u64>,
+    pub changed: bool,
+}
+
+pub const HINT_RERUN: &str = "fix the cause, then run `ragctl up` again: it keeps what already runs and continues";
+
+/// Pull the plan's images. Runs before anything is created, so a failed pull leaves nothing behind.
+pub async fn pull_images(docker: &DockerClient, plan: &Plan, reporter: &dyn Reporter) -> Result<(), Error> {
+    let pulls = plan.pull.iter().map(|image| async move {
+        reporter.event(Event::PullStarted { image: image.clone() });
+        docker
+            .pull(image, |layer, current, total| {
+                reporter.event(Event::PullProgress { image: image.clone(), layer: layer.to_string(), current, total })
+            })
+            .await
+            .map_err(|e| Error::Deploy {
+                message: e.to_string(),
+                hint: Some(format!(
+                    "check the image name and the registry (set `registry:` in ragctl.yaml or RAGCTL_REGISTRY for a mirror), or provide `{image}` locally and use --pull never"
+                )),
+            })?;
+        reporter.event(Event::PullFinished { image: image.clone() });
+        Ok::<(), Error>(())
+    });
+    try_join_all(pulls).await.map(|_| ())
+}
+
+pub async fn remove_containers(
+    docker: &DockerClient,
+    containers: &[ObservedContainer],
+    reporter: &dyn Reporter,
+    stop_timeout: Option<i32>,
+) -> Result<(), Error> {
+    let removals = containers.iter().map(|c| async move {
+        reporter.event(Event::Stopping { service: c.service.clone(), container: c.name.clone() });
+        docker.stop(&c.id, &c.name, stop_timeout).await?;
+        docker.remove(&c.id, &c.name).await?;
+        reporter.event(Event::Removed { kind: "container".into(), name: c.name.clone() });
+        Ok::<(), Error>(())
+    });
+    try_join_all(removals).await.map(|_| ())
+}
+
+/// Apply the plan (images already pulled). `wait`: wait for every service's readiness, not only for those
+/// another service waits on.
+pub async fn apply_up(
+    docker: &DockerClient,
+    plan: &Plan,
+    reporter: &dyn Reporter,
+    wait: bool,
+) -> Result<Vec<ServiceOutcome>, Error> {
+    let started = Instant::now();
+    let networks = plan.create_networks.iter().map(|n| async move {
+        docker.create_network(n).await?;
+        reporter.event(Event::NetworkCreated { name: n.name.clone() });
+        Ok::<(), Error>(())
+    });
+    let volumes = plan.create_volumes.iter().map(|v| async move {
+        docker.create_volume(v).await?;
+        reporter.event(Event::VolumeCreated { name: v.name.clone() });
+        Ok::<(), Error>(())
+    });
+    let (n, v) = futures_util::join!(try_join_all(networks), try_join_all(volumes));
+    n?;
+    v?;
+    remove_containers(docker, &plan.scale_down, reporter, None).await?;
+    if plan.remove_orphans {
+        remove_containers(docker, &plan.orphans, reporter, None).await?;
+    }
+
+    let mut services: Vec<&str> = Vec::new();
+    for c in &plan.containers {
+        if !services.contains(&c.service.as_str()) {
+            services.push(&c.service);
+        }
+    }
+    let mut senders: HashMap<&str, watch::Sender<ServiceState>> = HashMap::new();
+    let mut receivers: HashMap<&str, watch::Receiver<ServiceState>> = HashMap::new();
+    for s in &services {
+        let (tx, rx) = watch::channel(ServiceState::Pending);
+        senders.insert(s, tx);
+        receivers.insert(s, rx);
+    }
+    // Services someone waits on with `healthy` / `completed_successfully` must prove readiness even without --wait.
+    let mut awaited: HashMap<&str, DependencyCondition> = HashMap::new();
+    for c in &plan.containers {
+        for (dep, cond) in &c.spec.depends_on {
+            if *cond != DependencyCondition::Started {
+                awaited.insert(dep.as_str(), *cond);
+            }
+        }
+    }
+
+    let tasks = services.iter().map(|service| {
+        let steps: Vec<&ContainerStep> = plan.containers.iter().filter(|c| c.service == *service).collect();
+        let tx = &senders[service];
+        let receivers = &receivers;
+        let must_wait = wait || awaited.contains_key(service);
+        async move {
+            let result = run_service(docker, service, &steps, receivers, tx, must_wait, reporter, started).await;
+            if result.is_err() {
+                let _ = tx.send(ServiceState::Failed);
+            }
+            result
+        }
+    });
+    try_join_all(tasks).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_service(
+    docker: &DockerClient,
+    service: &str,
+    steps: &[&ContainerStep],
+    receivers: &HashMap<&str, watch::Receiver<ServiceState>>,
+    tx: &watch::Sender<ServiceState>,
+    must_wait: bool,
+    reporter: &dyn Reporter,
+    started: Instant,
+) -> Result<ServiceOutcome, Error> {
+    let Some(first) = steps.first() else {
+        return Ok(ServiceOutcome { service: service.into(), containers: vec![], ready_ms: None, changed: false });
+    };
+    for (dep, cond) in &first.spec.depends_on {
+        let Some(rx) = receivers.get(dep.as_str()) else { continue };
+        let mut rx = rx.clone();
+        let wanted = match cond {
+            DependencyCondition::Started => "started",
+            DependencyCondition::Healthy => "healthy",
+            DependencyCondition::CompletedSuccessfully => "completed",
+        };
+        reporter.event(Event::Waiting {
+            service: service.into(),
+            container: first.container.clone(),
+            condition: format!("dependency {dep} {wanted}"),
+        });
+        loop {
+            let state = *rx.borrow_and_update();
+            let satisfied = match cond {
+                DependencyCondition::Started => {
+                    matches!(state, ServiceState::Started | ServiceState::Ready | ServiceState::Completed)
+                }
+                DependencyCondition::Healthy => state == ServiceState::Ready,
+                DependencyCondition::CompletedSuccessfully => state == ServiceState::Completed,
+            };
+            if satisfied {
+                break;
+            }
+            if state == ServiceState::Failed {
+                return Err(Error::Deploy {
+                    message: format!("service `{service}` was not started: its dependency `{dep}` failed"),
+                    hint: Some(HINT_RERUN.into()),
+                });
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Deploy {
+                    message: format!("service `{service}` was not started: `{dep}` never became {wanted}"),
+                    hint: Some(HINT_RERUN.into()),
+                });
+            }
+        }
+    }
+
+    let ensure = steps.iter().map(|step| ensure_running(docker, step, reporter));
+    let ids: Vec<String> = try_join_all(ensure).await?;
+    let changed = steps.iter().any(|s| !matches!(s.action, ContainerAction::Keep { .. }));
+    let _ = tx.send(ServiceState::Started);
+
+    let mut ready_ms = None;
+    if must_wait {
+        let waits = steps.iter().zip(&ids).map(|(step, id)| async move {
+            reporter.event(Event::Waiting {
+                service: step.service.clone(),
+                container: step.container.clone(),
+                condition: describe_probe(&step.spec.ready).trim_start_matches("waiting for ").to_string(),
+            });
+            match wait_ready(docker, id, &step.container, &step.spec.ready, step.spec.ready_timeout).await {
+                Ok(_) => {
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    reporter.event(Event::Ready {
+                        service: step.service.clone(),
+                        container: step.container.clone(),
+                        elapsed_ms,
+                    });
+                    Ok(elapsed_ms)
+                }
+                Err(not_ready) => {
+                    reporter.event(Event::Failed {
+                        service: step.service.clone(),
+                        container: step.container.clone(),
+                        message: not_ready.message.clone(),
+                    });
+                    Err(failure(step, not_ready))
+                }
+            }
+        });
+        let times: Vec<Result<u64, Error>> = join_all(waits).await;
+        let mut max = 0;
+        for t in times {
+            max = max.max(t?);
+        }
+        ready_ms = Some(max);
+        let done = if matches!(first.spec.ready, ReadinessProbe::Exit(_)) {
+            ServiceState::Completed
+        } else {
+            ServiceState::Ready
+        };
+        let _ = tx.send(done);
+    }
+    Ok(ServiceOutcome {
+        service: service.into(),
+        containers: steps.iter().map(|s| s.container.clone()).collect(),
+        ready_ms,
+        changed,
+    })
+}
+
+/// Make the step's container exist with the desired configuration and run. Returns its id.
+async fn ensure_running(docker: &DockerClient, step: &ContainerStep, reporter: &dyn Reporter) -> Result<String, Error> {
+    let (service, container) = (step.service.clone(), step.container.clone());
+    match &step.action {
+        ContainerAction::Keep { id } => {
+            reporter.event(Event::Unchanged { service, container });
+            Ok(id.clone())
+        }
+        ContainerAction::Start { id } => {
+            docker.start(id, &step.container).await?;
+            reporter.event(Event::ContainerStarted { service, container });
+            Ok(id.clone())
+        }
+        ContainerAction::Create | ContainerAction::Recreate { .. } => {
+            if let ContainerAction::Recreate { id } = &step.action {
+                reporter.event(Event::Recreating {
+                    service: service.clone(),
+                    container: container.clone(),
+                    reason: "configuration changed".into(),
+                });
+                docker.stop(id, &step.container, None).await?;
+                docker.remove(id, &step.container).await?;
+            }
+            let id = docker.create_container(&step.spec).await?;
+            reporter.event(Event::ContainerCreated { service: service.clone(), container: container.clone() });
+            docker.start(&id, &step.container).await?;
+            reporter.event(Event::ContainerStarted { service, container });
+            Ok(id)
+        }
+    }
+}
+
+fn failure(step: &ContainerStep, not_ready: NotReady) -> Error {
+    let mut message = format!("service `{}` (container `{}`) {}", step.service, step.container, not_ready.message);
+    if !not_ready.health_log.is_empty() {
+        message.push_str("\n\nhealthcheck log:");
+        for line in not_ready.health_log.iter().rev().take(3).rev() {
+            message.push_str(&format!("\n  {line}"));
+        }
+    }
+    if !not_ready.logs.is_empty() {
+        message.push_str(&format!("\n\nlast {} log lines of `{}`:", not_ready.logs.len(), step.container));
+        for line in &not_ready.logs {
+            message.push_str(&format!("\n  {line}"));
+        }
+    }
+    Error::Deploy { message, hint: Some(HINT_RERUN.into()) }
+}

@@ -1,0 +1,204 @@
+//! One waiter for every kind of readiness a profile can declare ([`ReadinessProbe`]). It probes directly
+//! (exec in the container, TCP or HTTP to the container address) at a short interval instead of waiting for
+//! Docker's healthcheck interval, so a ready service is seen within ~100 ms; and it fails fast when the
+//! container exits, restarts or turns unhealthy.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::docker::{ContainerStatus, DockerClient};
+use crate::profile::ReadinessProbe;
+
+/// Pause between probes: short enough to see readiness within ~100 ms, long enough not to load the engine.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Log lines shown when a service fails.
+pub const FAILURE_LOG_LINES: usize = 30;
+
+/// Why a container is not going to become ready.
+pub struct NotReady {
+    pub message: String,
+    pub logs: Vec<String>,
+    pub health_log: Vec<String>,
+}
+
+/// Wait until the container is ready per `probe`. Returns the time it took.
+pub async fn wait_ready(
+    docker: &DockerClient,
+    id: &str,
+    name: &str,
+    probe: &ReadinessProbe,
+    timeout: Duration,
+) -> Result<Duration, NotReady> {
+    let started = Instant::now();
+    loop {
+        let status = docker.inspect(id, name).await.map_err(|e| NotReady {
+            message: e.to_string(),
+            logs: Vec::new(),
+            health_log: Vec::new(),
+        })?;
+        if let Some(reason) = terminal_failure(&status, probe) {
+            return Err(NotReady {
+                message: reason,
+                logs: docker.log_tail(id, FAILURE_LOG_LINES).await,
+                health_log: status.health_log.clone(),
+            });
+        }
+        if probe_once(docker, id, name, probe, &status).await {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            return Err(NotReady {
+                message: format!("not ready after {}s ({})", timeout.as_secs(), describe_probe(probe)),
+                logs: docker.log_tail(id, FAILURE_LOG_LINES).await,
+                health_log: status.health_log.clone(),
+            });
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// A state from which the container will not become ready by itself.
+fn terminal_failure(status: &ContainerStatus, probe: &ReadinessProbe) -> Option<String> {
+    if let ReadinessProbe::Exit(expected) = probe {
+        if status.state == "exited" && status.exit_code != *expected {
+            return Some(format!("exited with code {} (expected {expected})", status.exit_code));
+        }
+        return None;
+    }
+    if status.oom_killed {
+        return Some(format!("was killed for running out of memory (exit code {})", status.exit_code));
+    }
+    if status.restarting || (status.restart_count > 0 && !status.running) {
+        return Some(format!("is restarting (last exit code {})", status.exit_code));
+    }
+    if !status.running && matches!(status.state.as_str(), "exited" | "dead") {
+        return Some(format!("exited with code {}", status.exit_code));
+    }
+    if status.health.as_deref() == Some("unhealthy") {
+        return Some("is unhealthy".to_string());
+    }
+    None
+}
+
+async fn probe_once(
+    docker: &DockerClient,
+    id: &str,
+    name: &str,
+    probe: &ReadinessProbe,
+    status: &ContainerStatus,
+) -> bool {
+    // Docker already ran the service's own healthcheck successfully: nothing faster to prove.
+    if status.running && status.health.as_deref() == Some("healthy") {
+        return true;
+    }
+    match probe {
+        ReadinessProbe::Started => status.running,
+        ReadinessProbe::Healthcheck => status.health.as_deref() == Some("healthy"),
+        ReadinessProbe::Exit(code) => status.state == "exited" && status.exit_code == *code,
+        ReadinessProbe::Exec(cmd) => status.running && docker.exec(id, name, cmd).await.is_ok_and(|code| code == 0),
+        ReadinessProbe::Tcp(port) => {
+            for ip in &status.ip_addresses {
+                if tcp_ok(ip, *port).await {
+                    return true;
+                }
+            }
+            false
+        }
+        ReadinessProbe::Http { port, path } => {
+            for ip in &status.ip_addresses {
+                if http_ok(ip, *port, path).await {
+                    return true;
+                }
+            }
+            false
+        }
+    }
+}
+
+pub fn describe_probe(probe: &ReadinessProbe) -> String {
+    match probe {
+        ReadinessProbe::Started => "waiting for it to run".into(),
+        ReadinessProbe::Healthcheck => "waiting for its healthcheck".into(),
+        ReadinessProbe::Exit(code) => format!("waiting for it to exit with code {code}"),
+        ReadinessProbe::Exec(cmd) => format!("waiting for `{}` to succeed", cmd.join(" ")),
+        ReadinessProbe::Tcp(port) => format!("waiting for TCP port {port}"),
+        ReadinessProbe::Http { port, path } => format!("waiting for HTTP 2xx from :{port}{path}"),
+    }
+}
+
+async fn tcp_ok(ip: &str, port: u16) -> bool {
+    matches!(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await, Ok(Ok(_)))
+}
+
+async fn http_ok(ip: &str, port: u16, path: &str) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect((ip, port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 16];
+        let n = stream.read(&mut head).await.ok()?;
+        let line = String::from_utf8_lossy(&head[..n]).into_owned();
+        Some(line.split_whitespace().nth(1).is_some_and(|code| code.starts_with('2')))
+    };
+    matches!(tokio::time::timeout(CONNECT_TIMEOUT, attempt).await, Ok(Some(true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, running: bool, exit: i64, health: Option<&str>) -> ContainerStatus {
+        ContainerStatus {
+            state: state.into(),
+            running,
+            restarting: false,
+            exit_code: exit,
+            oom_killed: false,
+            health: health.map(str::to_string),
+            health_log: Vec::new(),
+            ip_addresses: Vec::new(),
+            started_at: None,
+            restart_count: 0,
+        }
+    }
+
+    #[test]
+    fn exited_unhealthy_and_oom_are_terminal() {
+        let hc = ReadinessProbe::Healthcheck;
+        assert_eq!(terminal_failure(&status("exited", false, 3, None), &hc).unwrap(), "exited with code 3");
+        assert_eq!(terminal_failure(&status("running", true, 0, Some("unhealthy")), &hc).unwrap(), "is unhealthy");
+        let mut oom = status("exited", false, 137, None);
+        oom.oom_killed = true;
+        assert!(terminal_failure(&oom, &hc).unwrap().contains("out of memory"));
+        assert!(terminal_failure(&status("running", true, 0, Some("starting")), &hc).is_none());
+    }
+
+    #[test]
+    fn one_shot_jobs_are_ready_when_they_exit_as_expected() {
+        let job = ReadinessProbe::Exit(0);
+        assert!(terminal_failure(&status("exited", false, 0, None), &job).is_none());
+        assert!(terminal_failure(&status("exited", false, 1, None), &job).is_some());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn tcp_and_http_probes_talk_to_real_listeners() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 256];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let reply =
+                    if req.starts_with("GET /ready ") { "HTTP/1.0 200 OK\r\n\r\n" } else { "HTTP/1.0 503 No\r\n\r\n" };
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        assert!(tcp_ok("127.0.0.1", port).await);
+        assert!(http_ok("127.0.0.1", port, "/ready").await);
+        assert!(!http_ok("127.0.0.1", port, "/other").await);
+    }
+}
