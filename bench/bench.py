@@ -1,15 +1,29 @@
 #!/usr/bin/env python3
-"""ragctl benchmarks: runs ragctl (and, where a reference exists, Debian's docker-compose 1.29.2) side by side
-and prints min / median / max per figure. Figures are never asserted; targets are printed beside them.
+"""ragctl benchmarks, side by side with Debian's docker-compose 1.29.2 on the very same compose file and .env.
 
-    python3 bench/bench.py [--rounds N] [--smoke] [--ragctl PATH] [--markdown]
+    python3 bench/bench.py [--rounds N] [--smoke] [--ragctl PATH] [--markdown] [--no-docker]
 
---smoke runs every figure once (CI keeps the script working, not the numbers). Figures that need a Docker
-engine (cold/no-op `up`, `ps`, `down`, `doctor`) join this script with the engine commands (issue 7).
+Stack: PostgreSQL (health-gated) -> nginx, Redis, a Weaviate stand-in, from the local test images
+(tests/setup.sh builds them). ragctl renders the compose file; both tools then run it, alternating A B A B:
+
+  cold up to all healthy   ragctl `up` (waits by itself)  vs  `docker-compose up -d` + polling health (1.29 has no --wait)
+  no-op up                 ragctl `up`                    vs  `docker-compose up -d`
+  ps                       ragctl `ps`                    vs  `docker-compose ps`
+  down                     ragctl `down`                  vs  `docker-compose down`
+
+and ragctl alone: render of the largest profile combination, `--version`, `secret check`. It also measures the
+physical critical path: each container's own create+start through the Engine API and its own time to ready
+(its healthcheck command exec'd every 20 ms), composed along the dependency graph: the floor for any tool.
+Also: stripped release binary size and ragctl's peak RSS during a cold `up` (/usr/bin/time -v).
+
+Figures are printed, never asserted. --smoke runs one round of everything (CI keeps the script working).
 """
 import argparse
+import http.client
+import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -18,95 +32,342 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LARGEST = "app,weaviate,pg_cluster,monitoring"
+PROJECT = "ragbench"
+DOCKER_SOCK = "/var/run/docker.sock"
+
+RAGCTL_YAML = """project: ragbench
+profiles: [weaviate, bench]
+images:
+  db_postgres: ragctl-test/postgres:15
+  redis: ragctl-test/redis:7
+  weaviate: ragctl-test/weaviate-standin:1
+  nginx: ragctl-test/nginx:1
+ports:
+  EXPOSE_DB_PORT: 25432
+  EXPOSE_REDIS_PORT: 26379
+  EXPOSE_WEAVIATE_PORT: 28080
+  EXPOSE_WEAVIATE_GRPC_PORT: 25051
+"""
+
+# Benchmark-only profile: nginx gated on PostgreSQL's health, as the app's nginx is in the full stack.
+BENCH_PROFILE = """name: bench
+description: nginx gated on PostgreSQL health (benchmark only)
+services:
+  nginx:
+    image: nginx:1.27-alpine
+    depends_on: {db_postgres: healthy}
+    ports:
+      - {target: 80, env: EXPOSE_BENCH_NGINX_PORT, default: 28081}
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1/ || exit 1"]
+      interval: 5s
+      timeout: 3s
+      retries: 30
+      start_period: 5s
+    ready: {http: {port: 80, path: /}}
+"""
 
 
-def timed(cmd, cwd, env=None):
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def run(cmd, cwd, env, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and proc.returncode != 0:
+        sys.exit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
+    return proc
+
+
+def timed(cmd, cwd, env):
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = (time.perf_counter() - start) * 1000.0
-    if proc.returncode != 0:
-        sys.exit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode()}")
-    return elapsed
+    run(cmd, cwd, env)
+    return (time.perf_counter() - start) * 1000.0
 
 
-def series(label, cmd, cwd, rounds, target, env=None, setup=None):
-    samples = []
-    for _ in range(rounds):
-        if setup:
-            setup()
-        samples.append(timed(cmd, cwd, env))
-    return {
-        "figure": label,
-        "min": min(samples),
-        "median": statistics.median(samples),
-        "max": max(samples),
-        "n": len(samples),
-        "target": target,
-    }
+def stats(samples):
+    return {"min": min(samples), "median": statistics.median(samples), "max": max(samples), "n": len(samples)}
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=120)
+        self.unix_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+def api(method, url, body=None):
+    """One Docker Engine API call (v1.41, what Engine 20.10 speaks)."""
+    conn = UnixHTTPConnection(DOCKER_SOCK)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, "/v1.41" + url, body=json.dumps(body) if body is not None else None, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status >= 400:
+        raise RuntimeError(f"{method} {url}: HTTP {resp.status} {data[:300]!r}")
+    return json.loads(data) if data and resp.getheader("Content-Type", "").startswith("application/json") else None
+
+
+def project_containers():
+    flt = json.dumps({"label": [f"com.docker.compose.project={PROJECT}"]})
+    return api("GET", "/containers/json?all=1&filters=" + urlquote(flt))
+
+
+def urlquote(s):
+    from urllib.parse import quote
+    return quote(s, safe="")
+
+
+def wait_all_healthy(deadline_s=300):
+    """Poll every 100 ms until every project container is running and healthy (compose 1.29 has no --wait)."""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        cs = project_containers()
+        if cs and all("(healthy)" in c.get("Status", "") for c in cs):
+            return
+        time.sleep(0.1)
+    sys.exit("docker-compose stack did not become healthy in time")
+
+
+# ------------------------------------------------------------------------------------ critical path
+
+
+def exec_ok(cid, cmd):
+    ex = api("POST", f"/containers/{cid}/exec", {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+    conn = UnixHTTPConnection(DOCKER_SOCK)
+    conn.request("POST", f"/v1.41/exec/{ex['Id']}/start", body=json.dumps({"Detach": False, "Tty": False}),
+                 headers={"Content-Type": "application/json"})
+    conn.getresponse().read()  # returns when the command has finished
+    conn.close()
+    return api("GET", f"/exec/{ex['Id']}/json").get("ExitCode") == 0
+
+
+def critical_path(snapshots):
+    """Replay the containers ragctl created, service by service in dependency order, straight through the
+    API: create+start, then exec its healthcheck command every 20 ms until it succeeds. Returns
+    (critical path ms, per-service costs)."""
+    net = f"{PROJECT}_cp"
+    api("POST", "/networks/create", {"Name": net, "Driver": "bridge", "Labels": {"org.ragctl.bench": "cp"}})
+    cost, done, order = {}, {}, []
+    ids = []
+    try:
+        remaining = dict(snapshots)
+        while remaining:
+            ready = [s for s, snap in remaining.items() if all(d in done for d in snap["deps"])]
+            if not ready:
+                sys.exit("dependency cycle in benchmark stack")
+            for svc in ready:
+                snap = remaining.pop(svc)
+                cfg = dict(snap["config"])
+                cfg["Labels"] = {"org.ragctl.bench": "cp"}
+                host = dict(snap["host"])
+                host["NetworkMode"] = net
+                host["Binds"] = [b.replace(f"{PROJECT}_", f"{PROJECT}_cp_", 1) if not b.startswith("/") else b
+                                 for b in (host.get("Binds") or [])]
+                cfg["HostConfig"] = host
+                cfg["NetworkingConfig"] = {"EndpointsConfig": {net: {"Aliases": [svc]}}}
+                t0 = time.perf_counter()
+                cid = api("POST", f"/containers/create?name={PROJECT}-cp-{svc}", cfg)["Id"]
+                ids.append(cid)
+                api("POST", f"/containers/{cid}/start")
+                t1 = time.perf_counter()
+                test = (cfg.get("Healthcheck") or {}).get("Test") or []
+                cmd = ["sh", "-c", test[1]] if test[:1] == ["CMD-SHELL"] else test[1:]
+                while cmd and not exec_ok(cid, cmd):
+                    time.sleep(0.02)
+                t2 = time.perf_counter()
+                cost[svc] = {"create_start_ms": (t1 - t0) * 1000, "ready_ms": (t2 - t1) * 1000}
+                done[svc] = max([done[d] for d in snap["deps"]], default=0.0) + (t2 - t0) * 1000
+                order.append(svc)
+    finally:
+        for cid in ids:
+            try:
+                api("DELETE", f"/containers/{cid}?force=1&v=1")
+            except RuntimeError:
+                pass
+        try:
+            api("DELETE", f"/networks/{net}")
+        except RuntimeError:
+            pass
+        for v in api("GET", "/volumes").get("Volumes") or []:
+            if v["Name"].startswith(f"{PROJECT}_cp_"):
+                try:
+                    api("DELETE", f"/volumes/{v['Name']}")
+                except RuntimeError:
+                    pass
+    return max(done.values()), cost
+
+
+def snapshot_containers():
+    snaps = {}
+    for c in project_containers():
+        info = api("GET", f"/containers/{c['Id']}/json")
+        svc = info["Config"]["Labels"]["com.docker.compose.service"]
+        deps = [d.split(":")[0] for d in info["Config"]["Labels"].get("com.docker.compose.depends_on", "").split(",") if d]
+        snaps[svc] = {"config": info["Config"], "host": info["HostConfig"], "deps": deps}
+    return snaps
+
+
+# ------------------------------------------------------------------------------------------- main
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the Docker figures (render figures: x6)")
     ap.add_argument("--smoke", action="store_true", help="one round of everything; for CI")
     ap.add_argument("--ragctl", default=os.path.join(REPO, "target", "release", "ragctl"))
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--no-docker", action="store_true", help="only the figures that need no Docker engine")
     args = ap.parse_args()
     rounds = 1 if args.smoke else args.rounds
-    ragctl = args.ragctl
+    ragctl = os.path.abspath(args.ragctl)
     if not os.path.isfile(ragctl):
         sys.exit(f"{ragctl} does not exist: run `cargo build --release` first (or pass --ragctl)")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCTL_", "COMPOSE_"))}
+    rows = []
+
+    def row(figure, ragctl_samples, compose_samples=None, target=""):
+        r = {"figure": figure, "ragctl": stats(ragctl_samples), "target": target}
+        if compose_samples:
+            r["compose"] = stats(compose_samples)
+        rows.append(r)
+
+    # ragctl alone: render, --version, secret check
     work = tempfile.mkdtemp(prefix="ragctl-bench-")
     try:
         with open(os.path.join(work, "ragctl.yaml"), "w") as f:
             f.write(f"project: bench\nshape: full\nprofiles: [{LARGEST}]\n")
-        subprocess.run([ragctl, "secret", "gen", "-q"], cwd=work, env=env, check=True)
+        run([ragctl, "secret", "gen", "-q"], work, env)
+        n = rounds * 6
 
         def clean_render():
             for name in ("docker-compose.yaml", "config"):
-                path = os.path.join(work, name)
-                if os.path.isdir(path):
-                    shutil.rmtree(path)
-                elif os.path.exists(path):
-                    os.remove(path)
+                p = os.path.join(work, name)
+                shutil.rmtree(p) if os.path.isdir(p) else (os.remove(p) if os.path.exists(p) else None)
 
-        results = [
-            series(f"render {LARGEST} (full), files written", [ragctl, "render", "-q"], work, rounds, "≤ 20 ms",
-                   env, setup=clean_render),
-            series(f"render {LARGEST} (full), nothing to write", [ragctl, "render", "-q"], work, rounds, "≤ 20 ms",
-                   env),
-            series("render --check (CI drift check)", [ragctl, "render", "--check", "-q"], work, rounds, "—", env),
-            series("secret check", [ragctl, "secret", "check"], work, rounds, "—", env),
-            series("--version", [ragctl, "--version"], work, rounds, "≤ 5 ms", env),
-        ]
+        samples = []
+        for _ in range(n):
+            clean_render()
+            samples.append(timed([ragctl, "render", "-q"], work, env))
+        row(f"render {LARGEST} (full), all files written", samples, target="≤ 20 ms")
+        row(f"render {LARGEST} (full), unchanged", [timed([ragctl, "render", "-q"], work, env) for _ in range(n)],
+            target="≤ 20 ms")
+        row("--version", [timed([ragctl, "--version"], work, env) for _ in range(n)], target="≤ 5 ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    size = os.path.getsize(ragctl) / 1e6
-    print(f"# ragctl benchmarks ({'smoke' if args.smoke else f'{rounds} rounds'}), {time.strftime('%Y-%m-%d')}")
-    print(f"# machine: {os.cpu_count()} cores, {platform_line()}")
+    compose = shutil.which("docker-compose")
+    cp_ms = None
+    rss_kb = None
+    if not args.no_docker:
+        if not compose:
+            sys.exit("docker-compose is not installed (tests/setup.sh installs it); use --no-docker to skip")
+        stack = tempfile.mkdtemp(prefix="ragctl-bench-stack-")
+        try:
+            with open(os.path.join(stack, "ragctl.yaml"), "w") as f:
+                f.write(RAGCTL_YAML)
+            os.makedirs(os.path.join(stack, "profiles"))
+            with open(os.path.join(stack, "profiles", "bench.yaml"), "w") as f:
+                f.write(BENCH_PROFILE.replace("nginx:1.27-alpine", "ragctl-test/nginx:1"))
+            run([ragctl, "secret", "gen", "-q"], stack, env)
+            run([ragctl, "render", "-q"], stack, env)
+            rg = lambda *a: [ragctl, "-q", "--progress", "quiet", *a]  # noqa: E731
+            dc = [compose, "-p", PROJECT, "-f", "docker-compose.yaml"]
+            run(rg("down", "--volumes", "-y"), stack, env, check=False)
+            run(dc + ["down", "-v"], stack, env, check=False)
+
+            cold_r, cold_c, noop_r, noop_c, ps_r, ps_c, down_r, down_c = ([] for _ in range(8))
+            for i in range(rounds):
+                # A: ragctl
+                cold_r.append(timed(rg("up"), stack, env))
+                noop_r.append(timed(rg("up"), stack, env))
+                ps_r.append(timed(rg("ps"), stack, env))
+                if i == 0:
+                    snaps = snapshot_containers()
+                down_r.append(timed(rg("down"), stack, env))
+                run(rg("down", "--volumes", "-y"), stack, env)
+                # B: docker-compose on the same file and .env
+                t0 = time.perf_counter()
+                run(dc + ["up", "-d"], stack, env)
+                wait_all_healthy()
+                cold_c.append((time.perf_counter() - t0) * 1000)
+                noop_c.append(timed(dc + ["up", "-d"], stack, env))
+                ps_c.append(timed(dc + ["ps"], stack, env))
+                down_c.append(timed(dc + ["down"], stack, env))
+                run(dc + ["down", "-v"], stack, env)
+
+            cp_ms, cp_cost = critical_path(snaps)
+            row("cold up to all healthy", cold_r, cold_c, target="≤ 1.1 × critical path, < compose")
+            row("no-op up", noop_r, noop_c, target="≤ 50 ms, ≤ 0.1 × compose")
+            row("ps", ps_r, ps_c, target="≤ 50 ms")
+            row("down", down_r, down_c, target="≤ 0.4 × compose")
+
+            # Peak RSS of a cold up.
+            if shutil.which("/usr/bin/time") or os.path.exists("/usr/bin/time"):
+                proc = run(["/usr/bin/time", "-v", *rg("up")], stack, env)
+                for line in proc.stderr.splitlines():
+                    if "Maximum resident set size" in line:
+                        rss_kb = int(line.split(":")[1])
+                run(rg("down", "--volumes", "-y"), stack, env)
+        finally:
+            subprocess.run([ragctl, "-q", "down", "--volumes", "-y"], cwd=stack, env=env, capture_output=True)
+            shutil.rmtree(stack, ignore_errors=True)
+
+    size_mb = os.path.getsize(ragctl) / 1e6
+    report(rows, cp_ms, size_mb, rss_kb, args, rounds)
+
+
+def report(rows, cp_ms, size_mb, rss_kb, args, rounds):
+    print(f"# ragctl benchmarks ({'smoke, 1 round' if args.smoke else f'{rounds} rounds'}), {time.strftime('%Y-%m-%d')}")
+    print(f"# machine: {os.cpu_count()} cores, {cpu_model()}, docker-compose {compose_version()}")
+    fmt = lambda s: f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f}"  # noqa: E731
     if args.markdown:
-        print("| figure | min ms | median ms | max ms | target |")
+        print("| figure | ragctl min / median / max ms | docker-compose min / median / max ms | ratio (median) | target |")
         print("|---|---|---|---|---|")
-        for r in results:
-            print(f"| {r['figure']} | {r['min']:.1f} | {r['median']:.1f} | {r['max']:.1f} | {r['target']} |")
-        print(f"| release binary size | {size:.1f} MB | | | ≤ 15 MB (stripped) |")
-    else:
-        for r in results:
-            print(f"{r['figure']:<60} min {r['min']:7.1f} ms  median {r['median']:7.1f} ms  max {r['max']:7.1f} ms"
-                  f"  (n={r['n']}, target {r['target']})")
-        print(f"{'release binary size (stripped)':<60} {size:.1f} MB (target ≤ 15 MB)")
+    for r in rows:
+        c = r.get("compose")
+        ratio = f"{r['ragctl']['median'] / c['median']:.2f}" if c else ""
+        if r["figure"].startswith("cold up") and cp_ms:
+            ratio += f" (× critical path: {r['ragctl']['median'] / cp_ms:.2f})"
+        if args.markdown:
+            print(f"| {r['figure']} | {fmt(r['ragctl'])} | {fmt(c) if c else '—'} | {ratio or '—'} | {r['target']} |")
+        else:
+            line = f"{r['figure']:<55} ragctl {fmt(r['ragctl']):>22} ms"
+            if c:
+                line += f"   compose {fmt(c):>22} ms   ratio {ratio}"
+            print(line + f"   [{r['target']}]")
+    extra = []
+    if cp_ms:
+        extra.append(("physical critical path (create+start+own readiness, composed)", f"{cp_ms:.0f} ms", ""))
+    extra.append(("release binary size (stripped)", f"{size_mb:.1f} MB", "≤ 15 MB"))
+    if rss_kb:
+        extra.append(("peak RSS during cold up", f"{rss_kb / 1024:.1f} MB", "≤ 40 MB"))
+    for name, value, target in extra:
+        if args.markdown:
+            print(f"| {name} | {value} | — | — | {target or '—'} |")
+        else:
+            print(f"{name:<55} {value}" + (f"   [{target}]" if target else ""))
 
 
-def platform_line():
+def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "unknown cpu")
+            return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "unknown cpu")
     except OSError:
-        model = "unknown cpu"
-    return model
+        return "unknown cpu"
+
+
+def compose_version():
+    exe = shutil.which("docker-compose")
+    if not exe:
+        return "not installed"
+    out = subprocess.run([exe, "version", "--short"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

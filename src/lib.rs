@@ -19,6 +19,7 @@ pub mod port_holder;
 pub mod profile;
 pub mod project_file;
 pub mod project_lock;
+pub mod ready_cache;
 pub mod render;
 pub mod reporter;
 pub mod secrets;

@@ -112,7 +112,9 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         }
         pull_images(&docker, &plan, rep.as_ref()).await?;
         let wait = !args.no_wait;
-        let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait).await?;
+        let proven = crate::ready_cache::load(&stack.project);
+        let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait, &proven).await?;
+        crate::ready_cache::save(&stack.project, &outcomes.iter().flat_map(|o| o.proven.iter().cloned()).collect());
         Ok((plan, lines, outcomes))
     }));
     rep.finish();

@@ -2,7 +2,7 @@
 //! dependencies' conditions, then proving its own readiness. The first failure stops the rest (fail fast) and
 //! is reported with the container's last log lines; whatever was done stays, so a rerun continues.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use futures_util::future::{join_all, try_join_all};
@@ -32,6 +32,9 @@ pub struct ServiceOutcome {
     /// Time from `up` start until the service was ready (when it was waited for).
     pub ready_ms: Option<u64>,
     pub changed: bool,
+    /// Readiness proofs (`id@StartedAt`) of its containers, for [`crate::ready_cache`].
+    #[serde(skip)]
+    pub proven: Vec<String>,
 }
 
 pub const HINT_RERUN: &str = "fix the cause, then run `ragctl up` again: it keeps what already runs and continues";
@@ -80,6 +83,7 @@ pub async fn apply_up(
     plan: &Plan,
     reporter: &dyn Reporter,
     wait: bool,
+    proven: &BTreeSet<String>,
 ) -> Result<Vec<ServiceOutcome>, Error> {
     let started = Instant::now();
     let networks = plan.create_networks.iter().map(|n| async move {
@@ -129,7 +133,8 @@ pub async fn apply_up(
         let receivers = &receivers;
         let must_wait = wait || awaited.contains_key(service);
         async move {
-            let result = run_service(docker, service, &steps, receivers, tx, must_wait, reporter, started).await;
+            let result =
+                run_service(docker, service, &steps, receivers, tx, must_wait, reporter, started, proven).await;
             if result.is_err() {
                 let _ = tx.send(ServiceState::Failed);
             }
@@ -149,9 +154,16 @@ async fn run_service(
     must_wait: bool,
     reporter: &dyn Reporter,
     started: Instant,
+    proven: &BTreeSet<String>,
 ) -> Result<ServiceOutcome, Error> {
     let Some(first) = steps.first() else {
-        return Ok(ServiceOutcome { service: service.into(), containers: vec![], ready_ms: None, changed: false });
+        return Ok(ServiceOutcome {
+            service: service.into(),
+            containers: vec![],
+            ready_ms: None,
+            changed: false,
+            proven: vec![],
+        });
     };
     for (dep, cond) in &first.spec.depends_on {
         let Some(rx) = receivers.get(dep.as_str()) else { continue };
@@ -199,6 +211,7 @@ async fn run_service(
     let _ = tx.send(ServiceState::Started);
 
     let mut ready_ms = None;
+    let mut keys = Vec::new();
     if must_wait {
         let waits = steps.iter().zip(&ids).map(|(step, id)| async move {
             reporter.event(Event::Waiting {
@@ -206,15 +219,15 @@ async fn run_service(
                 container: step.container.clone(),
                 condition: describe_probe(&step.spec.ready).trim_start_matches("waiting for ").to_string(),
             });
-            match wait_ready(docker, id, &step.container, &step.spec.ready, step.spec.ready_timeout).await {
-                Ok(_) => {
+            match wait_ready(docker, id, &step.container, &step.spec.ready, step.spec.ready_timeout, proven).await {
+                Ok(key) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
                     reporter.event(Event::Ready {
                         service: step.service.clone(),
                         container: step.container.clone(),
                         elapsed_ms,
                     });
-                    Ok(elapsed_ms)
+                    Ok((elapsed_ms, key))
                 }
                 Err(not_ready) => {
                     reporter.event(Event::Failed {
@@ -226,10 +239,12 @@ async fn run_service(
                 }
             }
         });
-        let times: Vec<Result<u64, Error>> = join_all(waits).await;
+        let times: Vec<Result<(u64, String), Error>> = join_all(waits).await;
         let mut max = 0;
         for t in times {
-            max = max.max(t?);
+            let (ms, key) = t?;
+            max = max.max(ms);
+            keys.push(key);
         }
         ready_ms = Some(max);
         let done = if matches!(first.spec.ready, ReadinessProbe::Exit(_)) {
@@ -244,6 +259,7 @@ async fn run_service(
         containers: steps.iter().map(|s| s.container.clone()).collect(),
         ready_ms,
         changed,
+        proven: keys,
     })
 }
 

@@ -25,13 +25,17 @@ pub struct NotReady {
 }
 
 /// Wait until the container is ready per `probe`. Returns the time it took.
+/// Wait until the container is ready per `probe`. Returns the proof's cache key (`id@StartedAt`, see
+/// [`crate::ready_cache`]). A container whose key is in `proven` and that is still running and not unhealthy
+/// is ready without probing.
 pub async fn wait_ready(
     docker: &DockerClient,
     id: &str,
     name: &str,
     probe: &ReadinessProbe,
     timeout: Duration,
-) -> Result<Duration, NotReady> {
+    proven: &std::collections::BTreeSet<String>,
+) -> Result<String, NotReady> {
     let started = Instant::now();
     loop {
         let status = docker.inspect(id, name).await.map_err(|e| NotReady {
@@ -46,8 +50,9 @@ pub async fn wait_ready(
                 health_log: status.health_log.clone(),
             });
         }
-        if probe_once(docker, id, name, probe, &status).await {
-            return Ok(started.elapsed());
+        let key = crate::ready_cache::key(id, status.started_at.as_deref().unwrap_or_default());
+        if (status.running && proven.contains(&key)) || probe_once(docker, id, name, probe, &status).await {
+            return Ok(key);
         }
         if started.elapsed() >= timeout {
             return Err(NotReady {
