@@ -104,6 +104,30 @@ pub async fn apply_up(
         remove_containers(docker, &plan.orphans, reporter, None).await?;
     }
 
+    // Creating does not start anything, so every container is created up front, in parallel: only `start`
+    // waits for dependencies, and creation stays off the critical path (compose does the same).
+    let creations = plan
+        .containers
+        .iter()
+        .filter(|c| matches!(c.action, ContainerAction::Create | ContainerAction::Recreate { .. }))
+        .map(|step| async move {
+            if let ContainerAction::Recreate { id } = &step.action {
+                reporter.event(Event::Recreating {
+                    service: step.service.clone(),
+                    container: step.container.clone(),
+                    reason: "configuration changed".into(),
+                });
+                docker.stop(id, &step.container, None).await?;
+                docker.remove(id, &step.container).await?;
+            }
+            let id = docker.create_container(&step.spec).await?;
+            reporter
+                .event(Event::ContainerCreated { service: step.service.clone(), container: step.container.clone() });
+            Ok::<_, Error>((step.container.clone(), id))
+        });
+    let created: HashMap<String, String> = try_join_all(creations).await?.into_iter().collect();
+    let created = &created;
+
     let mut services: Vec<&str> = Vec::new();
     for c in &plan.containers {
         if !services.contains(&c.service.as_str()) {
@@ -134,7 +158,8 @@ pub async fn apply_up(
         let must_wait = wait || awaited.contains_key(service);
         async move {
             let result =
-                run_service(docker, service, &steps, receivers, tx, must_wait, reporter, started, proven).await;
+                run_service(docker, service, &steps, receivers, tx, must_wait, reporter, started, proven, created)
+                    .await;
             if result.is_err() {
                 let _ = tx.send(ServiceState::Failed);
             }
@@ -155,6 +180,7 @@ async fn run_service(
     reporter: &dyn Reporter,
     started: Instant,
     proven: &BTreeSet<String>,
+    created: &HashMap<String, String>,
 ) -> Result<ServiceOutcome, Error> {
     let Some(first) = steps.first() else {
         return Ok(ServiceOutcome {
@@ -205,7 +231,7 @@ async fn run_service(
         }
     }
 
-    let ensure = steps.iter().map(|step| ensure_running(docker, step, reporter));
+    let ensure = steps.iter().map(|step| ensure_running(docker, step, reporter, created));
     let ids: Vec<String> = try_join_all(ensure).await?;
     let changed = steps.iter().any(|s| !matches!(s.action, ContainerAction::Keep { .. }));
     let _ = tx.send(ServiceState::Started);
@@ -263,36 +289,28 @@ async fn run_service(
     })
 }
 
-/// Make the step's container exist with the desired configuration and run. Returns its id.
-async fn ensure_running(docker: &DockerClient, step: &ContainerStep, reporter: &dyn Reporter) -> Result<String, Error> {
+/// Make the step's container run (it was created up front when it needed creating). Returns its id.
+async fn ensure_running(
+    docker: &DockerClient,
+    step: &ContainerStep,
+    reporter: &dyn Reporter,
+    created: &HashMap<String, String>,
+) -> Result<String, Error> {
     let (service, container) = (step.service.clone(), step.container.clone());
-    match &step.action {
+    let id = match &step.action {
         ContainerAction::Keep { id } => {
             reporter.event(Event::Unchanged { service, container });
-            Ok(id.clone())
+            return Ok(id.clone());
         }
-        ContainerAction::Start { id } => {
-            docker.start(id, &step.container).await?;
-            reporter.event(Event::ContainerStarted { service, container });
-            Ok(id.clone())
-        }
-        ContainerAction::Create | ContainerAction::Recreate { .. } => {
-            if let ContainerAction::Recreate { id } = &step.action {
-                reporter.event(Event::Recreating {
-                    service: service.clone(),
-                    container: container.clone(),
-                    reason: "configuration changed".into(),
-                });
-                docker.stop(id, &step.container, None).await?;
-                docker.remove(id, &step.container).await?;
-            }
-            let id = docker.create_container(&step.spec).await?;
-            reporter.event(Event::ContainerCreated { service: service.clone(), container: container.clone() });
-            docker.start(&id, &step.container).await?;
-            reporter.event(Event::ContainerStarted { service, container });
-            Ok(id)
-        }
-    }
+        ContainerAction::Start { id } => id.clone(),
+        ContainerAction::Create | ContainerAction::Recreate { .. } => created
+            .get(&step.container)
+            .cloned()
+            .ok_or_else(|| Error::Deploy { message: format!("container `{container}` was not created"), hint: None })?,
+    };
+    docker.start(&id, &step.container).await?;
+    reporter.event(Event::ContainerStarted { service, container });
+    Ok(id)
 }
 
 fn failure(step: &ContainerStep, not_ready: NotReady) -> Error {

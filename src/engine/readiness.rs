@@ -11,8 +11,9 @@ use tokio::net::TcpStream;
 use crate::docker::{ContainerStatus, DockerClient};
 use crate::profile::ReadinessProbe;
 
-/// Pause between probes: short enough to see readiness within ~100 ms, long enough not to load the engine.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// Pause between probes. An exec probe itself takes tens of milliseconds, so a short pause keeps detection
+/// within ~100 ms of readiness without hammering the engine.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Log lines shown when a service fails.
 pub const FAILURE_LOG_LINES: usize = 30;
