@@ -44,6 +44,38 @@ pub fn removal_levels(containers: &[ObservedContainer]) -> Vec<Vec<ObservedConta
     levels
 }
 
+/// Each container is stopped as soon as every container depending on its service is gone (not when a whole
+/// level is): the shutdown chain is as short as the dependency graph allows.
+async fn remove_in_dependency_order(
+    docker: &DockerClient,
+    containers: &[ObservedContainer],
+    reporter: &dyn crate::reporter::Reporter,
+    timeout: Option<i32>,
+) -> Result<(), Error> {
+    use tokio::sync::watch;
+    let channels: Vec<(watch::Sender<bool>, watch::Receiver<bool>)> =
+        containers.iter().map(|_| watch::channel(false)).collect();
+    let tasks = containers.iter().enumerate().map(|(i, c)| {
+        let dependents: Vec<watch::Receiver<bool>> = containers
+            .iter()
+            .enumerate()
+            .filter(|(j, other)| *j != i && other.depends_on.contains(&c.service))
+            .map(|(j, _)| channels[j].1.clone())
+            .collect();
+        let done = &channels[i].0;
+        async move {
+            for mut rx in dependents {
+                // A dependent that failed to stop drops its sender: stop anyway rather than hang.
+                let _ = rx.wait_for(|gone| *gone).await;
+            }
+            let result = remove_containers(docker, std::slice::from_ref(c), reporter, timeout).await;
+            let _ = done.send(true);
+            result
+        }
+    });
+    futures_util::future::try_join_all(tasks).await.map(|_| ())
+}
+
 pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Error> {
     let started = Instant::now();
     let project = super::project_name(settings).to_string();
@@ -75,9 +107,7 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
     let result = runtime.block_on(super::interruptible(async {
         let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
         let containers = docker.list_containers(&project).await?;
-        for level in removal_levels(&containers) {
-            remove_containers(&docker, &level, rep.as_ref(), args.timeout).await?;
-        }
+        remove_in_dependency_order(&docker, &containers, rep.as_ref(), args.timeout).await?;
         let networks = docker.list_networks(&project).await?;
         futures_util::future::try_join_all(networks.iter().map(|n| async {
             docker.remove_network(n).await?;
