@@ -128,3 +128,47 @@ pub fn which(name: &str) -> Option<PathBuf> {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// True when the Docker engine answers `docker version`; outside CI a missing engine skips the test (printing
+/// why), under CI=true or RAGCTL_E2E=1 it fails it.
+pub fn require_docker() -> bool {
+    let answer = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+    let why = match answer {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!("`docker version` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => format!("`docker` could not be run: {e}"),
+    };
+    let msg = format!("{why} (run tests/setup.sh)");
+    if must_not_skip() {
+        panic!("{msg}; CI=true or RAGCTL_E2E=1 forbids skipping");
+    }
+    eprintln!("skipping: {msg}");
+    false
+}
+
+impl Test {
+    /// The command [`Test::run`] would run, for tests that must spawn the binary and act while it runs
+    /// (signals, concurrent invocations, stdout wired to a pipe).
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut cmd = Command::new(ragctl_bin());
+        cmd.current_dir(self.dir.path());
+        cmd.args(self.args.iter());
+        cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == "NO_COLOR" || k == "DOCKER_HOST" {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if self.stdin_null {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        cmd
+    }
+}

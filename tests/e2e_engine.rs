@@ -1,0 +1,563 @@
+//! End-to-end tests of `up`, `down`, `ps`, `logs` against the real Docker engine, with real PostgreSQL and Redis
+//! containers (the local `ragctl-test/*` images, see tests/images): each test runs the real binary under its own
+//! project name on free host ports, and a [`Project`] guard removes whatever it created, even when it fails.
+//!
+//! Nothing here sleeps for a fixed time: every wait polls a condition with a deadline.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Run, Test, require_docker, require_tool};
+
+const LABEL_PROJECT: &str = "com.docker.compose.project";
+
+/// The test images standing in for the registry images of the default stack.
+const TEST_IMAGES: [(&str, &str); 4] = [
+    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
+    ("RAGCTL_IMAGE_DB_POSTGRES_REPLICA", "ragctl-test/postgres:15"),
+    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
+    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
+];
+
+/// A port nobody listens on right now: the kernel picks it, we release it.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Run `docker ARGS`, panic with its stderr when it fails, return stdout.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Poll `probe` until it yields a value or `limit` passes; the panic says what was awaited and what was last seen.
+#[track_caller]
+fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+struct HostPorts {
+    db: u16,
+    redis: u16,
+}
+
+/// One test's stack: a scratch project directory, a unique project name and free host ports. Dropping it runs
+/// `ragctl down --volumes -y` and then force-removes anything still labelled with the project.
+struct Project {
+    name: String,
+    test: Test,
+    ports: HostPorts,
+}
+
+impl Project {
+    fn new(test_name: &str) -> Project {
+        Project::with(test_name, |t| t)
+    }
+
+    /// `configure` adds files (project profiles) or environment to the scratch project.
+    fn with(test_name: &str, configure: impl FnOnce(Test) -> Test) -> Project {
+        let name = format!("e2e-{test_name}-{}", std::process::id());
+        let ports = HostPorts { db: free_port(), redis: free_port() };
+        let ragctl_yaml = format!(
+            "ports:\n  EXPOSE_DB_PORT: {}\n  EXPOSE_REDIS_PORT: {}\n  EXPOSE_WEAVIATE_PORT: {}\n  EXPOSE_WEAVIATE_GRPC_PORT: {}\n",
+            ports.db,
+            ports.redis,
+            free_port(),
+            free_port()
+        );
+        let mut test = Test::new().file("ragctl.yaml", &ragctl_yaml);
+        for (key, image) in TEST_IMAGES {
+            test = test.env(key, image);
+        }
+        Project { name, test: configure(test), ports }
+    }
+
+    /// `ragctl -p <project> ARGS`.
+    fn ragctl(&self, args: &[&str]) -> Run {
+        self.test.run(["-p", &self.name].iter().chain(args))
+    }
+
+    fn ragctl_command(&self, args: &[&str]) -> Command {
+        self.test.command(["-p", &self.name].iter().chain(args))
+    }
+
+    fn label_filter(&self) -> String {
+        format!("label={LABEL_PROJECT}={}", self.name)
+    }
+
+    /// Container name → full id of every container labelled with the project, running or not.
+    fn container_ids(&self) -> BTreeMap<String, String> {
+        docker(&["ps", "-a", "--no-trunc", "--filter", &self.label_filter(), "--format", "{{.Names}} {{.ID}}"])
+            .lines()
+            .map(|l| {
+                let (name, id) = l.split_once(' ').unwrap();
+                (name.to_string(), id.to_string())
+            })
+            .collect()
+    }
+
+    fn networks(&self) -> Vec<String> {
+        docker(&["network", "ls", "--filter", &self.label_filter(), "--format", "{{.Name}}"])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn volumes(&self) -> Vec<String> {
+        docker(&["volume", "ls", "--filter", &self.label_filter(), "--format", "{{.Name}}"])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// `ragctl ps --format json` as (container, state, health).
+    fn ps(&self) -> Vec<(String, String, String)> {
+        let run = self.ragctl(&["ps", "--format", "json"]);
+        run.assert_status(0);
+        run.json()
+            .as_array()
+            .unwrap_or_else(|| panic!("ps --format json is not an array:\n{}", run.stdout))
+            .iter()
+            .map(|c| {
+                let field = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                (field("container"), field("state"), field("health"))
+            })
+            .collect()
+    }
+
+    /// `up` returns once its own readiness probes pass; Docker's healthcheck reports `healthy` on its next
+    /// interval, so await that rather than assume it.
+    #[track_caller]
+    fn await_all_healthy(&self, expected_containers: &[&str]) {
+        let expected: Vec<String> = expected_containers.iter().map(|s| format!("{}-{s}", self.name)).collect();
+        await_condition("every container running and healthy", Duration::from_secs(60), || {
+            let ps = self.ps();
+            let names: Vec<&String> = ps.iter().map(|(n, _, _)| n).collect();
+            let all = ps.iter().all(|(_, state, health)| state == "running" && health == "healthy");
+            if names == expected.iter().collect::<Vec<_>>() && all { Ok(()) } else { Err(format!("{ps:?}")) }
+        });
+    }
+
+    /// A value from the project's `.env` (secrets are generated there by `up`).
+    fn env_value(&self, key: &str) -> String {
+        let env = self.test.read(".env");
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} not in .env:\n{env}"))
+            .to_string()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let down = self.ragctl(&["down", "--volumes", "-y"]);
+        if down.status != 0 {
+            eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
+        }
+        // Last resort, for a `down` that failed or a product bug that left something unlabelled by ragctl.
+        let filter = self.label_filter();
+        let leftovers = |kind: &[&str], format: &str| -> Vec<String> {
+            let mut args: Vec<&str> = kind.to_vec();
+            args.extend(["--filter", &filter, "--format", format]);
+            Command::new("docker")
+                .args(&args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let remove = |args: &[&str], names: Vec<String>| {
+            if !names.is_empty() {
+                let _ = Command::new("docker").args(args).args(&names).output();
+            }
+        };
+        remove(&["rm", "-f", "-v"], leftovers(&["ps", "-a"], "{{.ID}}"));
+        remove(&["network", "rm"], leftovers(&["network", "ls"], "{{.ID}}"));
+        remove(&["volume", "rm", "-f"], leftovers(&["volume", "ls"], "{{.Name}}"));
+    }
+}
+
+const MIDDLEWARE: [&str; 3] = ["db_postgres-1", "redis-1", "weaviate-1"];
+
+#[test]
+fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
+    if !require_docker() {
+        return;
+    }
+    let Some(psql) = require_tool("psql", &[]) else { return };
+    let project = Project::new("up-down");
+
+    project.ragctl(&["up"]).assert_status(0);
+
+    let ps = project.ps();
+    let names: Vec<&str> = ps.iter().map(|(n, _, _)| n.as_str()).collect();
+    let expected: Vec<String> = MIDDLEWARE.iter().map(|s| format!("{}-{s}", project.name)).collect();
+    assert_eq!(names, expected, "ps lists the three middleware containers: {ps:?}");
+    assert!(ps.iter().all(|(_, state, _)| state == "running"), "all running right after up: {ps:?}");
+    project.await_all_healthy(&MIDDLEWARE);
+
+    let select = Command::new(psql)
+        .args(["-h", "127.0.0.1", "-p", &project.ports.db.to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-tAc", "select 1"])
+        .env("PGPASSWORD", project.env_value("DB_PASSWORD"))
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (select.status.code(), String::from_utf8_lossy(&select.stdout).trim()),
+        (Some(0), "1"),
+        "SELECT 1 through the published port: {}",
+        String::from_utf8_lossy(&select.stderr)
+    );
+
+    project.ragctl(&["down", "--volumes", "-y"]).assert_status(0);
+    assert_eq!(project.container_ids(), BTreeMap::new(), "no container of the project remains");
+    assert_eq!(project.networks(), Vec::<String>::new(), "no network of the project remains");
+    assert_eq!(project.volumes(), Vec::<String>::new(), "no volume of the project remains");
+}
+
+#[test]
+fn a_second_up_recreates_nothing_and_dry_run_has_nothing_to_do() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("idempotent");
+    project.ragctl(&["up"]).assert_status(0);
+    let first = project.container_ids();
+    assert_eq!(first.len(), 3, "{first:?}");
+
+    let again = project.ragctl(&["up"]);
+    again.assert_status(0);
+    assert!(again.stderr.contains("(0 changed, 3 unchanged)"), "second up reports no change:\n{}", again.stderr);
+    assert_eq!(project.container_ids(), first, "the same containers, not recreated ones");
+
+    let dry = project.ragctl(&["up", "--dry-run"]);
+    dry.assert_status(0);
+    assert!(
+        dry.stdout.contains("nothing to do") || dry.stdout.lines().all(|l| l.starts_with("keep ")),
+        "dry run plans no action:\n{}",
+        dry.stdout
+    );
+    assert_eq!(project.container_ids(), first, "a dry run changes nothing");
+}
+
+#[test]
+fn changing_the_redis_port_recreates_only_redis() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("redis-port");
+    project.ragctl(&["up"]).assert_status(0);
+    let before = project.container_ids();
+
+    let new_port = free_port();
+    let env = project.test.read(".env");
+    std::fs::write(project.test.path().join(".env"), format!("{env}\nEXPOSE_REDIS_PORT={new_port}\n")).unwrap();
+    project.ragctl(&["up"]).assert_status(0);
+    let after = project.container_ids();
+
+    let redis = format!("{}-redis-1", project.name);
+    for (name, id) in &before {
+        if *name == redis {
+            assert_ne!(after.get(name), Some(id), "redis was recreated");
+        } else {
+            assert_eq!(after.get(name), Some(id), "{name} was kept");
+        }
+    }
+    assert_eq!(after.len(), before.len());
+    let published = docker(&["port", &redis, "6379"]);
+    assert_eq!(published.trim(), format!("127.0.0.1:{new_port}"), "redis is published on the new port");
+}
+
+#[test]
+fn a_port_held_by_another_process_fails_preflight_naming_it_and_creates_nothing() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("port-held");
+    let holder = TcpListener::bind(("127.0.0.1", project.ports.db)).unwrap();
+
+    let up = project.ragctl(&["up"]);
+
+    up.assert_status(1);
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let me = format!("process `{}` (pid {})", comm.trim_end(), std::process::id());
+    assert!(up.stderr.contains(&me), "stderr names the holder {me}:\n{}", up.stderr);
+    assert!(up.stderr.contains(&format!("127.0.0.1:{}", project.ports.db)), "and the port:\n{}", up.stderr);
+    assert!(up.stderr.contains("EXPOSE_DB_PORT"), "and the key that moves it:\n{}", up.stderr);
+    assert_eq!(project.container_ids(), BTreeMap::new(), "no container was created");
+    assert_eq!(project.networks(), Vec::<String>::new(), "no network was created");
+    assert_eq!(project.volumes(), Vec::<String>::new(), "no volume was created");
+    drop(holder);
+}
+
+#[test]
+fn a_missing_image_with_pull_never_fails_naming_it_and_creates_nothing() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::with("no-image", |t| t.env("RAGCTL_IMAGE_REDIS", "ragctl-test/does-not-exist:1"));
+
+    let up = project.ragctl(&["up", "--pull", "never"]);
+
+    up.assert_status(1);
+    assert!(up.stderr.contains("ragctl-test/does-not-exist:1"), "stderr names the image:\n{}", up.stderr);
+    assert!(up.stderr.contains("--pull never"), "and the flag that forbids pulling:\n{}", up.stderr);
+    assert!(!up.stderr.contains("ragctl-test/redis:7"), "only the missing image is named:\n{}", up.stderr);
+    assert_eq!(project.container_ids(), BTreeMap::new(), "no container was created");
+    assert_eq!(project.networks(), Vec::<String>::new(), "no network was created");
+    assert_eq!(project.volumes(), Vec::<String>::new(), "no volume was created");
+}
+
+const CRASHER_PROFILE: &str = r#"name: crasher
+description: a service that exits at once
+services:
+  crasher:
+    image: ragctl-test/base:bookworm
+    command: ["sh", "-c", "echo boom-marker; exit 3"]
+    networks: [data]
+    healthcheck: { test: ["CMD", "true"] }
+"#;
+
+#[test]
+fn a_service_that_exits_fails_up_fast_with_its_exit_code_and_log() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::with("crash", |t| t.file("profiles/crasher.yaml", CRASHER_PROFILE));
+
+    let started = Instant::now();
+    let up = project.ragctl(&["--profile", "weaviate,crasher", "up"]);
+    let elapsed = started.elapsed();
+
+    up.assert_status(1);
+    assert!(elapsed < Duration::from_secs(20), "failed fast, not after a readiness timeout: {elapsed:?}");
+    // The container has a restart policy, so Docker may already be restarting it: ragctl then says
+    // "is restarting (last exit code 3)" instead of "exited with code 3"; both carry the code.
+    assert!(up.stderr.contains("service `crasher`"), "stderr names the service:\n{}", up.stderr);
+    assert!(up.stderr.contains("exit code 3"), "and its exit code:\n{}", up.stderr);
+    assert!(up.stderr.contains("boom-marker"), "and its last log line:\n{}", up.stderr);
+}
+
+#[test]
+fn an_unreachable_docker_host_exits_3_naming_the_endpoint() {
+    // Needs no engine: the point is that there is none.
+    let endpoint = format!("unix:///nonexistent-{}.sock", std::process::id());
+    let test = Test::new().env("DOCKER_HOST", &endpoint);
+    for command in [&["up"][..], &["ps"], &["down", "-y"]] {
+        let run = test.run(["-p", "e2e-dead-host"].iter().chain(command));
+        run.assert_status(3);
+        assert!(run.stderr.contains(&endpoint), "`{}` names {endpoint}:\n{}", command.join(" "), run.stderr);
+    }
+}
+
+/// A service that only becomes ready once the test creates `gate/open` in the project directory, so an `up`
+/// is guaranteed to still be waiting when it is interrupted.
+const GATED_PROFILE: &str = r#"name: gated
+description: ready only when the test opens the gate
+services:
+  gated:
+    image: ragctl-test/base:bookworm
+    command: ["sleep", "infinity"]
+    volumes: ["./gate:/gate"]
+    networks: [data]
+    healthcheck: { test: ["CMD", "test", "-e", "/gate/open"], interval: 1s, start_period: 1s }
+    ready: { exec: ["test", "-e", "/gate/open"] }
+"#;
+
+/// Spawn `up` of the gated stack, wait until `interrupt_when` holds for the project's containers (name → state),
+/// send SIGINT and assert the exit code 130 and that every container named after the project carries its label.
+fn interrupt_up(project: &Project, what: &str, interrupt_when: impl Fn(&BTreeMap<String, String>) -> bool) {
+    let up = project
+        .ragctl_command(&["--profile", "weaviate,gated", "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_condition(what, Duration::from_secs(60), || {
+        let states: BTreeMap<String, String> =
+            docker(&["ps", "-a", "--filter", &project.label_filter(), "--format", "{{.Names}} {{.State}}"])
+                .lines()
+                .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
+                .collect();
+        if interrupt_when(&states) { Ok(()) } else { Err(format!("{states:?}")) }
+    });
+    let kill = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let interrupted = up.wait_with_output().unwrap();
+    assert_eq!(
+        interrupted.status.code(),
+        Some(130),
+        "interrupted up exits 130:\n{}",
+        String::from_utf8_lossy(&interrupted.stderr)
+    );
+
+    let prefix = format!("{}-", project.name);
+    let all = docker(&["ps", "-a", "--format", &format!("{{{{.Names}}}}\t{{{{.Label \"{LABEL_PROJECT}\"}}}}")]);
+    let ours: Vec<&str> = all.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(!ours.is_empty(), "the interrupted up had created containers");
+    for line in ours {
+        assert!(line.ends_with(&format!("\t{}", project.name)), "container carries the project label: {line}");
+    }
+}
+
+const GATED_STACK: [&str; 4] = ["db_postgres-1", "gated-1", "redis-1", "weaviate-1"];
+
+#[test]
+fn sigint_while_up_waits_for_readiness_exits_130_and_a_rerun_converges() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::with("sigint-wait", |t| t.file("profiles/gated.yaml", GATED_PROFILE).file("gate/.keep", ""));
+
+    // The gate is shut, so `up` is still waiting for `gated` when every container runs.
+    interrupt_up(&project, "all four containers running", |states| {
+        states.len() == GATED_STACK.len() && states.values().all(|s| s == "running")
+    });
+
+    std::fs::write(project.test.path().join("gate/open"), "").unwrap();
+    project.ragctl(&["--profile", "weaviate,gated", "up"]).assert_status(0);
+    project.await_all_healthy(&GATED_STACK);
+}
+
+#[test]
+#[ignore = "BUG: SIGINT while `up` starts containers exits 130 with `docker start` requests still in flight; the \
+            engine completes them moments later, and an immediate rerun of `up` sees those containers still \
+            `created`, plans `start`, and preflight fails (exit 1) blaming the project's own container: `port \
+            127.0.0.1:N for `db_postgres` is already in use by container `<project>-db_postgres-1` of project \
+            `<project>`` or `... by process `docker-proxy``; fails in about 3 runs of 4"]
+fn sigint_while_up_starts_containers_exits_130_and_an_immediate_rerun_converges() {
+    if !require_docker() {
+        return;
+    }
+    let project =
+        Project::with("sigint-start", |t| t.file("profiles/gated.yaml", GATED_PROFILE).file("gate/.keep", ""));
+
+    interrupt_up(&project, "the first container running", |states| states.values().any(|s| s == "running"));
+
+    std::fs::write(project.test.path().join("gate/open"), "").unwrap();
+    project.ragctl(&["--profile", "weaviate,gated", "up"]).assert_status(0);
+    project.await_all_healthy(&GATED_STACK);
+}
+
+#[test]
+fn pg_cluster_comes_up_with_a_streaming_replica() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("pg-cluster");
+
+    project.ragctl(&["--profile", "weaviate,pg_cluster", "up"]).assert_status(0);
+
+    let psql_in = |container: &str, sql: &str| {
+        let name = format!("{}-{container}", project.name);
+        docker(&["exec", &name, "psql", "-U", "postgres", "-tAc", sql]).trim().to_string()
+    };
+    let streaming = psql_in("db_postgres-1", "select count(*) from pg_stat_replication where state='streaming'");
+    assert!(streaming.parse::<u32>().unwrap() >= 1, "the primary streams to a replica: {streaming}");
+    assert_eq!(psql_in("db_postgres_replica-1", "select pg_is_in_recovery()"), "t", "the replica is a standby");
+}
+
+#[test]
+fn docker_compose_sees_the_stack_ragctl_started() {
+    if !require_docker() {
+        return;
+    }
+    let Some(compose) = require_tool("docker-compose", &[]) else { return };
+    let project = Project::new("compose");
+    project.ragctl(&["up"]).assert_status(0);
+
+    let compose_run = |args: &[&str]| {
+        let out =
+            Command::new(&compose).current_dir(project.test.path()).args(["-p", &project.name]).args(args).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ps = compose_run(&["ps"]);
+    for name in project.container_ids().keys() {
+        assert!(ps.contains(name.as_str()), "docker-compose ps lists {name}:\n{ps}");
+    }
+    let logs = compose_run(&["logs", "--no-color", "redis"]);
+    assert!(logs.contains("Ready to accept connections"), "docker-compose logs shows redis's log:\n{logs}");
+}
+
+#[test]
+fn two_concurrent_ups_on_one_project_are_serialized() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("concurrent");
+    let spawn = || project.ragctl_command(&["up"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (first, second) = (spawn(), spawn());
+    let runs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+
+    let stderrs: Vec<String> = runs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+    for (out, stderr) in runs.iter().zip(&stderrs) {
+        assert_eq!(out.status.code(), Some(0), "both ups succeed:\n{stderr}");
+    }
+    let waited = stderrs.iter().filter(|s| s.contains("waiting for another ragctl operation on project")).count();
+    assert_eq!(waited, 1, "exactly one waited for the other:\n{}", stderrs.join("\n---\n"));
+    assert_eq!(project.container_ids().len(), 3, "one stack, not two half-stacks");
+}
+
+const REPLICATED_PROFILE: &str = r#"name: replicated
+description: a stateless app stand-in with two replicas
+services:
+  standin:
+    image: ragctl-test/app-standin:1
+    shapes: [full]
+    stateless: true
+    replicas: 2
+    networks: [backend]
+    healthcheck:
+      test: ["CMD", "curl", "-fsS", "http://127.0.0.1:5001/health"]
+      interval: 1s
+      start_period: 1s
+"#;
+
+#[test]
+fn a_stateless_service_with_two_replicas_runs_two_healthy_containers() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::with("replicas", |t| t.file("profiles/replicated.yaml", REPLICATED_PROFILE));
+
+    project.ragctl(&["--shape", "full", "--profile", "weaviate,replicated", "up"]).assert_status(0);
+
+    project.await_all_healthy(&["db_postgres-1", "redis-1", "standin-1", "standin-2", "weaviate-1"]);
+}
+
+#[test]
+fn logs_into_a_reader_that_closed_early_exits_0() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("logs-pipe");
+    project.ragctl(&["up"]).assert_status(0);
+    let readable = project.ragctl(&["logs", "--tail", "5", "redis"]);
+    readable.assert_status(0);
+    assert_eq!(readable.stdout.lines().count(), 5, "there is something to write:\n{}", readable.stdout);
+
+    // `ragctl logs | head -c 1`, made deterministic: the reader is gone before the first write.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = project.ragctl_command(&["logs", "--tail", "5", "redis"]).stdout(writer).output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "a closed stdout ends logs quietly:\n{stderr}");
+    assert_eq!(stderr, "", "without an error message");
+}
