@@ -14,7 +14,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StatsOptions,
+    StopContainerOptions,
 };
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -344,7 +345,11 @@ impl DockerClient {
     }
 
     pub async fn start(&self, id: &str, name: &str) -> Result<(), Error> {
-        self.inner.start_container(id, None).await.map_err(docker_err("start container", name))
+        match self.inner.start_container(id, None).await {
+            // 304: already running (an interrupted `up` asked for the start, and Docker finished it).
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            other => other.map_err(docker_err("start container", name)),
+        }
     }
 
     pub async fn stop(&self, id: &str, name: &str, timeout: Option<i32>) -> Result<(), Error> {
@@ -418,6 +423,53 @@ impl DockerClient {
         }
         let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
         Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    // --- exec_output: used by the doctor's service checks (nginx -t, pip check, network probes) ---
+    /// Run `cmd` in the container and return its exit code and its output (stdout and stderr interleaved, as
+    /// the process wrote them).
+    pub async fn exec_output(&self, id: &str, name: &str, cmd: &[String]) -> Result<(i64, String), Error> {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
+        let mut text = Vec::new();
+        match self.inner.start_exec(&exec.id, None).await.map_err(docker_err("exec in container", name))? {
+            bollard::exec::StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    text.extend_from_slice(&chunk.map_err(docker_err("read exec output of", name))?.into_bytes());
+                }
+            }
+            bollard::exec::StartExecResults::Detached => {}
+        }
+        let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
+        Ok((inspect.exit_code.unwrap_or(-1), String::from_utf8_lossy(&text).into_owned()))
+    }
+    // --- end exec_output ---
+
+    /// Memory in use (minus page cache, as `docker stats` shows it) and the limit, in bytes. The limit is
+    /// the host's memory when the container has none.
+    pub async fn memory_usage(&self, id: &str, name: &str) -> Result<(u64, u64), Error> {
+        let opts = StatsOptions { stream: false, one_shot: true };
+        let mut stream = self.inner.stats(id, Some(opts));
+        let stats = stream
+            .next()
+            .await
+            .ok_or_else(|| Error::Docker { action: "read stats of", target: name.into(), cause: "no data".into() })?
+            .map_err(docker_err("read stats of", name))?;
+        let mem = stats.memory_stats.unwrap_or_default();
+        let cache =
+            mem.stats.as_ref().and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied()).unwrap_or(0);
+        Ok((mem.usage.unwrap_or(0).saturating_sub(cache), mem.limit.unwrap_or(0)))
+    }
+
+    /// Where the engine keeps images and volumes (for the disk-space check).
+    pub async fn root_dir(&self) -> Result<String, Error> {
+        let info = self.inner.info().await.map_err(docker_err("query info of", &self.endpoint))?;
+        Ok(info.docker_root_dir.unwrap_or_else(|| "/var/lib/docker".into()))
     }
 
     /// Log lines (stdout and stderr interleaved as Docker stores them).

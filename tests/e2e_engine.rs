@@ -434,11 +434,6 @@ fn sigint_while_up_waits_for_readiness_exits_130_and_a_rerun_converges() {
 }
 
 #[test]
-#[ignore = "BUG: SIGINT while `up` starts containers exits 130 with `docker start` requests still in flight; the \
-            engine completes them moments later, and an immediate rerun of `up` sees those containers still \
-            `created`, plans `start`, and preflight fails (exit 1) blaming the project's own container: `port \
-            127.0.0.1:N for `db_postgres` is already in use by container `<project>-db_postgres-1` of project \
-            `<project>`` or `... by process `docker-proxy``; fails in about 3 runs of 4"]
 fn sigint_while_up_starts_containers_exits_130_and_an_immediate_rerun_converges() {
     if !require_docker() {
         return;

@@ -51,6 +51,16 @@ pub async fn port_conflicts(docker: &DockerClient, plan: &Plan) -> Result<Vec<Po
             if free {
                 continue;
             }
+            // Our own container may hold it: one that an interrupted `up` asked Docker to start (the start
+            // completes after ragctl exits), or one starting right now behind its docker-proxy.
+            let publishers = docker.containers_publishing(p.host_port).await.unwrap_or_default();
+            let ours = publishers.iter().any(|(_, project)| *project == plan.project)
+                || (matches!(step.action, ContainerAction::Start { .. })
+                    && port_holder::holders(p.host_port).iter().all(|h| h.is_docker_proxy())
+                    && publishers.is_empty());
+            if ours {
+                continue;
+            }
             let holder = describe_holder(docker, p.host_port).await;
             conflicts.push(PortConflict {
                 host_ip: p.host_ip.clone(),
