@@ -72,6 +72,16 @@ pub struct ContainerStatus {
     pub restart_count: i64,
 }
 
+// --- exec_captured's result ---
+/// What a command run with [`DockerClient::exec_captured`] printed, and how it exited.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+// --- end exec_captured's result ---
+
 fn docker_err(action: &'static str, target: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let target = target.into();
     move |e| Error::Docker { action, target, cause: describe(&e) }
@@ -449,6 +459,45 @@ impl DockerClient {
         Ok((inspect.exit_code.unwrap_or(-1), String::from_utf8_lossy(&text).into_owned()))
     }
     // --- end exec_output ---
+
+    // --- exec_captured: used by `crate::db` to run psql in a PostgreSQL container ---
+    /// Run `cmd` in the container with extra `env` (`KEY=value`: a password that must not appear in argv) and
+    /// return its exit code with stdout and stderr apart (rows on stdout, errors to classify on stderr).
+    pub async fn exec_captured(
+        &self,
+        id: &str,
+        name: &str,
+        cmd: &[String],
+        env: &[String],
+    ) -> Result<ExecOutput, Error> {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.to_vec()),
+            env: (!env.is_empty()).then(|| env.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        match self.inner.start_exec(&exec.id, None).await.map_err(docker_err("exec in container", name))? {
+            bollard::exec::StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(docker_err("read exec output of", name))? {
+                        bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                        other => stdout.extend_from_slice(&other.into_bytes()),
+                    }
+                }
+            }
+            bollard::exec::StartExecResults::Detached => {}
+        }
+        let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
+        Ok(ExecOutput {
+            exit_code: inspect.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+    // --- end exec_captured ---
 
     /// Memory in use (minus page cache, as `docker stats` shows it) and the limit, in bytes. The limit is
     /// the host's memory when the container has none.
