@@ -114,6 +114,30 @@ pub enum Command {
     Logs(LogsArgs),
     /// Restart services (all when none is named)
     Restart(RestartArgs),
+    /// Check everything that commonly goes wrong, each with the fix; exit 1 when a check fails
+    Doctor(DoctorArgs),
+    /// PostgreSQL checks
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// List the checks (id, title, whether they apply to this project) and run none
+    #[arg(long)]
+    pub list_checks: bool,
+    /// Run only these checks (and what they need); repeatable and comma-separated
+    #[arg(long = "check", value_name = "ID", value_delimiter = ',')]
+    pub checks: Vec<String>,
+    /// Warnings count as problems (exit 1)
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Connect with the .env credentials and report version, data directory, extensions, connections, replication
+    Check,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,8 @@ pub const RAGCTL_PROGRESS: &str = "RAGCTL_PROGRESS";
 pub const RAGCTL_NO_COLOR: &str = "RAGCTL_NO_COLOR";
 /// The Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`), as the docker CLI reads it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// Locale variables, read only to decide whether ✓ / ✗ can be printed or ASCII marks are needed.
+pub const LOCALE_VARS: [&str; 3] = ["LC_ALL", "LC_CTYPE", "LANG"];
 /// <https://no-color.org>: any non-empty value disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -35,7 +37,13 @@ impl EnvSnapshot {
     pub fn capture() -> Self {
         let vars = std::env::vars_os()
             .filter_map(|(k, v): (OsString, OsString)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == NO_COLOR || k == DOCKER_HOST)
+            .filter(|(k, _)| {
+                k.starts_with("RAGCTL_")
+                    || k.starts_with("COMPOSE_")
+                    || k == NO_COLOR
+                    || k == DOCKER_HOST
+                    || LOCALE_VARS.contains(&k.as_str())
+            })
             .collect();
         EnvSnapshot { vars }
     }
@@ -52,6 +60,14 @@ impl EnvSnapshot {
     /// A variable's value; empty values count as unset, as compose does.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// Whether the locale says UTF-8 (the first of LC_ALL, LC_CTYPE, LANG that is set decides).
+    pub fn utf8_locale(&self) -> bool {
+        LOCALE_VARS.iter().find_map(|v| self.get(v)).is_some_and(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("utf-8") || l.contains("utf8")
+        })
     }
 
     /// Variables whose names start with `prefix`, with the prefix removed.

@@ -60,6 +60,8 @@ pub struct Settings {
     pub progress: crate::reporter::ProgressMode,
     /// `DOCKER_HOST`, when set.
     pub docker_host: Option<String>,
+    /// The terminal can show ✓ / ✗ (UTF-8 locale); otherwise ASCII marks.
+    pub unicode: bool,
 }
 
 impl Serialize for Format {
@@ -230,6 +232,7 @@ impl Settings {
             yes,
             progress,
             docker_host: env.get(ev::DOCKER_HOST).map(str::to_string),
+            unicode: env.utf8_locale(),
         })
     }
 

@@ -20,6 +20,9 @@ fn help_of_every_command() {
         &["ps"],
         &["logs"],
         &["restart"],
+        &["doctor"],
+        &["db"],
+        &["db", "check"],
     ];
     let t = Test::new();
     for args in commands {

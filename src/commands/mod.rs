@@ -2,6 +2,8 @@
 //! This is the only layer that writes files (through [`crate::atomic_file`]) or prints (through
 //! [`crate::output`]).
 
+mod db;
+mod doctor;
 pub(crate) mod down;
 mod env_import;
 mod logs;
@@ -51,6 +53,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ps => ps::run(&settings, &out),
         Command::Logs(args) => logs::run(&settings, &out, args),
         Command::Restart(args) => restart::run(&settings, &out, args),
+        Command::Doctor(args) => doctor::run(&settings, &out, args),
+        Command::Db(crate::cli::DbCommand::Check) => db::run(&settings, &out),
     };
     match result {
         Ok(code) => code,
