@@ -289,6 +289,20 @@ def main():
                 ps_r.append(timed(rg("ps"), stack, env))
                 if i == 0:
                     snaps = snapshot_containers()
+                    # doctor on the healthy stack, then with one endpoint that accepts but never answers
+                    # (Weaviate paused): the bound is that check's own timeout + 0.5 s.
+                    run(rg("up"), stack, env)  # Docker's first healthcheck may not have run: let ragctl settle
+                    doctor_ok = [timed([ragctl, "doctor", "-q"], stack, env) for _ in range(max(rounds, 3))]
+                    run(["docker", "pause", f"{PROJECT}-weaviate-1"], stack, env)
+                    try:
+                        t0 = time.perf_counter()
+                        proc = run([ragctl, "doctor", "--format", "json"], stack, env, check=False)
+                        doctor_dead = (time.perf_counter() - t0) * 1000
+                        report = json.loads(proc.stdout)
+                        slow = max(report["checks"], key=lambda c: c["duration_ms"])
+                        dead_note = f"slowest check {slow['id']} {slow['duration_ms']} ms ({slow['status']})"
+                    finally:
+                        run(["docker", "unpause", f"{PROJECT}-weaviate-1"], stack, env)
                 down_r.append(timed(rg("down"), stack, env))
                 run(rg("down", "--volumes", "-y"), stack, env)
                 # B: docker-compose on the same file and .env
@@ -306,6 +320,8 @@ def main():
             row("no-op up", noop_r, noop_c, target="≤ 50 ms, ≤ 0.1 × compose")
             row("ps", ps_r, ps_c, target="≤ 50 ms")
             row("down", down_r, down_c, target="≤ 0.4 × compose")
+            row("doctor, healthy stack", doctor_ok, target="≤ 1 s")
+            row(f"doctor, Weaviate paused: {dead_note}", [doctor_dead], target="≤ that check's timeout + 0.5 s")
 
             # Peak RSS of a cold up.
             if shutil.which("/usr/bin/time") or os.path.exists("/usr/bin/time"):

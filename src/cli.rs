@@ -50,11 +50,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
-    /// Print less (repeat for errors only)
+    /// Print less (repeat for errors only) [env: RAGCTL_QUIET=1|2]
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
 
-    /// Print more detail
+    /// Print more detail [env: RAGCTL_VERBOSE=1]
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -93,6 +93,9 @@ pub enum ShapeArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a project: ask (or read flags), then write ragctl.yaml, .env secrets, TLS files and the rendered files
+    #[command(after_help = INIT_AFTER_HELP)]
+    Init(InitArgs),
     /// Render docker-compose.yaml and every config file of the selected profiles
     Render(RenderArgs),
     /// List the available profiles with their services and secrets
@@ -119,6 +122,13 @@ pub enum Command {
     /// PostgreSQL checks
     #[command(subcommand)]
     Db(DbCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `ragctl man > ragctl.1`
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -240,4 +250,83 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 and list the files that differ from what would be rendered
     #[arg(long)]
     pub check: bool,
+}
+
+const INIT_AFTER_HELP: &str = "\
+On a terminal (stdin and stderr), without --yes, a wizard asks for every answer whose flag is not given.
+With --yes or without a terminal nothing is asked: a missing required answer is an error (exit 2).
+
+Required: with the app in the full shape (--shape full enables it unless --no-app): --domain, and either
+--tls-cert with --tls-key or --self-signed. The stack shape is the global --shape option.
+Defaults: the directory name, the middleware shape, weaviate, no pg_cluster (1 replica when on), the app in the
+full shape only, no monitoring, each port's profile default (the next free port when it is taken), no mirror.
+
+An existing project (ragctl.yaml) is left alone unless --force; secrets already in .env are never changed.";
+
+/// `ragctl init`: every prompt of the wizard has a flag, and a flag given skips its prompt.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Project name: lowercase letters, digits, `_` and `-` [default: the directory name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Vector database: a profile of the `vector_store` group (weaviate, qdrant, pgvector, milvus) [default: weaviate]
+    #[arg(long, value_name = "PROFILE")]
+    pub vector_store: Option<String>,
+    /// PostgreSQL primary with streaming replicas (profile pg_cluster) [default: off]
+    #[arg(long, overrides_with = "no_pg_cluster")]
+    pub pg_cluster: bool,
+    /// A single PostgreSQL server
+    #[arg(long, overrides_with = "pg_cluster")]
+    pub no_pg_cluster: bool,
+    /// PostgreSQL replicas (full shape; implies --pg-cluster) [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32), conflicts_with = "no_pg_cluster")]
+    pub replicas: Option<u32>,
+    /// The application: api, worker, web, sandbox, plugin_daemon, nginx (full shape) [default: on in the full shape]
+    #[arg(long, overrides_with = "no_app")]
+    pub app: bool,
+    /// Data services only, also in the full shape
+    #[arg(long, overrides_with = "app")]
+    pub no_app: bool,
+    /// Prometheus, Grafana, exporters and alert rules (full shape) [default: off]
+    #[arg(long, overrides_with = "no_monitoring")]
+    pub monitoring: bool,
+    /// No monitoring services
+    #[arg(long, overrides_with = "monitoring")]
+    pub no_monitoring: bool,
+    /// Public host name nginx serves (required with the app in the full shape)
+    #[arg(long, value_name = "HOST")]
+    pub domain: Option<String>,
+    /// Existing certificate (PEM, full chain) nginx serves; copied into NGINX_CERT_DIR (needs --tls-key)
+    #[arg(long, value_name = "PATH", requires = "tls_key", conflicts_with = "self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert; copied into NGINX_CERT_DIR with mode 0600
+    #[arg(long, value_name = "PATH", requires = "tls_cert", conflicts_with = "self_signed")]
+    pub tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate and key for --domain, for development (an existing pair is kept)
+    #[arg(long)]
+    pub self_signed: bool,
+    /// Host port of a published port, by its .env key (EXPOSE_DB_PORT=5433); repeatable [default: the profile's,
+    /// or the next free port when that one is taken]
+    #[arg(long = "port", value_name = "KEY=PORT", value_parser = parse_port_assignment)]
+    pub ports: Vec<(String, u16)>,
+    /// Registry mirror put before every image, such as `mirror.local:5000` [default: none]
+    #[arg(long, value_name = "MIRROR")]
+    pub registry: Option<String>,
+    /// Rewrite ragctl.yaml and the rendered files of an existing project; secrets already in .env are kept
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `KEY=PORT` of `init --port`.
+fn parse_port_assignment(value: &str) -> Result<(String, u16), String> {
+    let (key, port) = value.split_once('=').ok_or_else(|| format!("expected KEY=PORT, got `{value}`"))?;
+    let key = key.trim();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+        return Err(format!("`{key}` is not a .env key (such as EXPOSE_DB_PORT)"));
+    }
+    let port: u16 = port.trim().parse().map_err(|_| format!("`{port}` is not a port number (1-65535)"))?;
+    if port == 0 {
+        return Err("port 0 is not a port to publish on".to_string());
+    }
+    Ok((key.to_string(), port))
 }

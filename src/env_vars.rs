@@ -18,6 +18,8 @@ pub const RAGCTL_REGISTRY: &str = "RAGCTL_REGISTRY";
 pub const RAGCTL_IMAGE_PREFIX: &str = "RAGCTL_IMAGE_";
 pub const RAGCTL_YES: &str = "RAGCTL_YES";
 pub const RAGCTL_PROGRESS: &str = "RAGCTL_PROGRESS";
+pub const RAGCTL_QUIET: &str = "RAGCTL_QUIET";
+pub const RAGCTL_VERBOSE: &str = "RAGCTL_VERBOSE";
 pub const RAGCTL_NO_COLOR: &str = "RAGCTL_NO_COLOR";
 /// The Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`), as the docker CLI reads it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";

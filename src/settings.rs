@@ -186,6 +186,17 @@ impl Settings {
             && env.get(ev::RAGCTL_NO_COLOR).is_none()
             && std::io::stderr().is_terminal();
         let yes = flags.yes || env.get(ev::RAGCTL_YES).is_some_and(truthy);
+        let level = |name: &str| -> Result<u8, Error> {
+            match env.get(name) {
+                None => Ok(0),
+                Some(v) if truthy(v) => Ok(1),
+                Some(v) => v.parse::<u8>().map_err(|_| {
+                    Error::config_hint(format!("invalid value `{v}` for {name}"), "use a number: 0, 1 or 2")
+                }),
+            }
+        };
+        let quiet = if flags.quiet > 0 { flags.quiet } else { level(ev::RAGCTL_QUIET)? };
+        let verbose = if flags.verbose > 0 { flags.verbose } else { level(ev::RAGCTL_VERBOSE)? };
         use crate::reporter::ProgressMode;
         let progress = match flags.progress {
             Some(crate::cli::ProgressArg::Auto) => ProgressMode::Auto,
@@ -204,7 +215,7 @@ impl Settings {
                     ));
                 }
                 None if format == Format::Json => ProgressMode::Json,
-                None if flags.quiet > 0 => ProgressMode::Quiet,
+                None if quiet > 0 => ProgressMode::Quiet,
                 None => ProgressMode::Auto,
             },
         };
@@ -226,8 +237,8 @@ impl Settings {
             replicas: file.replicas.clone(),
             resources: file.resources.clone(),
             tls,
-            quiet: flags.quiet,
-            verbose: flags.verbose,
+            quiet,
+            verbose,
             color,
             yes,
             progress,

@@ -23,6 +23,8 @@ fn help_of_every_command() {
         &["doctor"],
         &["db"],
         &["db", "check"],
+        &["completions"],
+        &["man"],
     ];
     let t = Test::new();
     for args in commands {

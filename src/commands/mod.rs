@@ -6,6 +6,7 @@ mod db;
 mod doctor;
 pub(crate) mod down;
 mod env_import;
+mod init;
 mod logs;
 mod profiles;
 mod ps;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> i32 {
     let out =
         Output { format: settings.format, quiet: settings.quiet, verbose: settings.verbose, color: settings.color };
     let result = match &cli.command {
+        Command::Init(args) => init::run(&settings, &out, &cli.global, args),
         Command::Render(args) => render::run(&settings, &out, args),
         Command::Profiles => profiles::run(&settings, &out),
         Command::Secret(cmd) => secret::run(&settings, &out, cmd),
@@ -55,6 +57,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Restart(args) => restart::run(&settings, &out, args),
         Command::Doctor(args) => doctor::run(&settings, &out, args),
         Command::Db(crate::cli::DbCommand::Check) => db::run(&settings, &out),
+        Command::Completions { .. } | Command::Man => print_generated(&cli.command, &out),
     };
     match result {
         Ok(code) => code,
@@ -63,6 +66,20 @@ pub fn run(cli: Cli) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `completions` and `man`: generated from the clap definition, so they never drift from the flags.
+fn print_generated(command: &Command, out: &Output) -> Result<i32, Error> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    match command {
+        Command::Completions { shell } => clap_complete::generate(*shell, &mut cmd, "ragctl", &mut buf),
+        _ => clap_mangen::Man::new(cmd)
+            .render(&mut buf)
+            .map_err(|e| Error::config(format!("failed to render the man page: {e}")))?,
+    }
+    out.data(&String::from_utf8_lossy(&buf));
+    Ok(OK)
 }
 
 /// The profiles catalog and the stack model for the resolved settings: the one model every command uses.
