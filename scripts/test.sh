@@ -21,4 +21,4 @@ fi
 export RAGCTL_E2E=1
 export RAGCTL_DCLINT="${RAGCTL_DCLINT:-$REPO_ROOT/target/tools/node_modules/.bin/dclint}"
 
-exec cargo test --all-targets --locked "$@"
+exec cargo test --all-targets --locked --no-fail-fast "$@"
