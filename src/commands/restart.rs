@@ -43,10 +43,14 @@ pub fn run(settings: &Settings, out: &Output, args: &RestartArgs) -> Result<i32,
             }))
             .await?;
         }
-        Ok(containers.len())
+        Ok(containers.into_iter().map(|c| c.name).collect::<Vec<_>>())
     }));
     rep.finish();
-    let count = count?;
-    out.info(&format!("project `{project}`: restarted {count} containers"));
+    let restarted = count?;
+    if out.is_json() {
+        out.json(&serde_json::json!({ "project": project, "restarted": restarted }));
+    } else {
+        out.info(&format!("project `{project}`: restarted {} containers", restarted.len()));
+    }
     Ok(super::OK)
 }
