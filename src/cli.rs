@@ -265,6 +265,7 @@ An existing project (ragctl.yaml) is left alone unless --force; secrets already 
 
 /// `ragctl init`: every prompt of the wizard has a flag, and a flag given skips its prompt.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Answers")]
 pub struct InitArgs {
     /// Project name: lowercase letters, digits, `_` and `-` [default: the directory name]
     #[arg(long, value_name = "NAME")]

@@ -7,6 +7,7 @@ use common::Test;
 fn help_of_every_command() {
     let commands: &[&[&str]] = &[
         &[],
+        &["init"],
         &["render"],
         &["profiles"],
         &["secret"],
