@@ -393,7 +393,7 @@ services:
 "#;
 
 /// A short proxy_connect_timeout, so a vanished API is a 504 within the check's time rather than a hang.
-const EDGE_CONF: &str = "server {\n    listen 80;\n    proxy_connect_timeout 1s;\n    location = /health { proxy_pass http://api:5001/health; }\n}\n";
+const EDGE_CONF: &str = "server {\n    listen 80;\n    proxy_connect_timeout 1s;\n    location = /health { return 200; }\n    location = /health/api { proxy_pass http://api:5001/health; }\n}\n";
 
 #[test]
 fn nginx_config_and_api_health_through_nginx() {

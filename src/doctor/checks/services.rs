@@ -130,7 +130,7 @@ pub fn checks() -> Vec<CheckDef> {
         },
         CheckDef {
             id: "api.health",
-            title: "GET /health through nginx answers within 500 ms",
+            title: "GET /health/api (the API's /health through nginx) answers within 500 ms",
             needs: &["docker.reachable"],
             timeout: QUICK,
             applies: api_behind_nginx,
@@ -1017,27 +1017,27 @@ async fn api_health(ctx: &DoctorContext) -> Outcome {
         Err(outcome) => return outcome,
     };
     let started = Instant::now();
-    let response = http_get(&ep, "/health", None).await;
+    let response = http_get(&ep, "/health/api", None).await;
     let ms = started.elapsed().as_millis();
     match response {
         Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::fail(
-            format!("GET /health through nginx at {ep}: {e}"),
+            format!("GET /health/api through nginx at {ep}: {e}"),
             "nginx took the request but gave no answer: usually it is waiting for the API (`ragctl ps`, \
              `ragctl logs api`)",
         ),
         Err(e) => Outcome::fail(
-            format!("GET /health through nginx at {ep}: {e}"),
+            format!("GET /health/api through nginx at {ep}: {e}"),
             "`ragctl logs nginx`; EXPOSE_NGINX_PORT in .env is the host port nginx listens on",
         ),
         Ok(r) if !(200..300).contains(&r.status) => Outcome::fail(
-            format!("GET /health through nginx at {ep} answered HTTP {} in {ms} ms", r.status),
+            format!("GET /health/api through nginx at {ep} answered HTTP {} in {ms} ms", r.status),
             "502/504 mean nginx cannot reach the API: `ragctl logs api` and `ragctl logs nginx`",
         ),
         Ok(r) if ms > API_SLOW_MS => Outcome::warn(
-            format!("GET /health through nginx at {ep}: HTTP {} in {ms} ms (over {API_SLOW_MS} ms)", r.status),
+            format!("GET /health/api through nginx at {ep}: HTTP {} in {ms} ms (over {API_SLOW_MS} ms)", r.status),
             "find what slows it: `ragctl logs api`, `docker stats` for CPU or memory pressure",
         ),
-        Ok(r) => Outcome::pass(format!("GET /health through nginx at {ep}: HTTP {} in {ms} ms", r.status)),
+        Ok(r) => Outcome::pass(format!("GET /health/api through nginx at {ep}: HTTP {} in {ms} ms", r.status)),
     }
 }
 
