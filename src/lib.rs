@@ -16,6 +16,7 @@ pub mod engine;
 pub mod env_file;
 pub mod env_vars;
 pub mod error;
+pub mod kubernetes;
 pub mod output;
 pub mod port_holder;
 pub mod profile;

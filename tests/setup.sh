@@ -6,6 +6,7 @@
 #   1. Debian packages: docker.io docker-compose debootstrap
 #   2. a running Docker engine (dockerd started in the background if needed)
 #   3. the compose linter dclint (npm) in target/tools/node_modules
+#   3k. the Kubernetes validators kubernetes-validate and checkov (PyPI) in target/tools/venv
 #   4. the local test images (tests/images/build.sh)
 #
 # Environment:
@@ -94,6 +95,36 @@ if ! env npm_config_registry=http://127.0.0.1:9/ "$DCLINT" --help >/dev/null 2>&
 fi
 log "dclint: $DCLINT"
 echo "$DCLINT"
+
+# --- 3k. Kubernetes validators (kubernetes-validate, checkov) -------------------
+# tests/kubernetes.rs runs them on every rendered manifest. A venv of their own keeps checkov's many pinned
+# dependencies away from the system Python. The marker file records the installed pins, so a changed pin
+# reinstalls and an unchanged one costs one `cat`.
+K8S_VALIDATE_VERSION="1.37.0"
+CHECKOV_VERSION="3.3.30"
+K8S_VENV="$TOOLS_DIR/venv"
+k8s_pins="kubernetes-validate==$K8S_VALIDATE_VERSION checkov==$CHECKOV_VERSION"
+if [ -x "$K8S_VENV/bin/kubernetes-validate" ] && [ -x "$K8S_VENV/bin/checkov" ] \
+  && [ "$(cat "$K8S_VENV/.ragctl-pins" 2>/dev/null)" = "$k8s_pins" ]; then
+  log "kubernetes-validate $K8S_VALIDATE_VERSION and checkov $CHECKOV_VERSION present"
+else
+  command -v python3 >/dev/null || die "python3 (>= 3.9, with venv) is required for the Kubernetes validators"
+  log "installing $k8s_pins into $K8S_VENV"
+  k8s_t0=$SECONDS
+  [ -x "$K8S_VENV/bin/python" ] || python3 -m venv "$K8S_VENV" \
+    || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$K8S_VENV/bin/python" -m pip install -q --disable-pip-version-check $k8s_pins </dev/null >&2
+  # Both run offline: the tests pass checkov --skip-download and BC_SKIP_MAPPING=TRUE (no platform lookups).
+  # Checked once after installing: checkov takes seconds just to start.
+  BC_SKIP_MAPPING=TRUE "$K8S_VENV/bin/checkov" --version >/dev/null \
+    || die "'$K8S_VENV/bin/checkov --version' failed"
+  "$K8S_VENV/bin/kubernetes-validate" --version >/dev/null \
+    || die "'$K8S_VENV/bin/kubernetes-validate --version' failed"
+  echo "$k8s_pins" >"$K8S_VENV/.ragctl-pins"
+  log "Kubernetes validators installed in $((SECONDS - k8s_t0)) s"
+fi
+log "kubernetes-validate: $K8S_VENV/bin/kubernetes-validate; checkov: $K8S_VENV/bin/checkov"
+# --- end of 3k ------------------------------------------------------------------
 
 # --- 4. test images -----------------------------------------------------------
 if [ "${RAGCTL_SETUP_SKIP_IMAGES:-0}" = 1 ]; then

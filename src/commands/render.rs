@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::atomic_file::write_atomic;
-use crate::cli::RenderArgs;
+use crate::cli::{RenderArgs, RenderTarget};
 use crate::error::Error;
 use crate::output::Output;
 use crate::render::{COMPOSE_FILE, RenderedFile, TemplateSource, render_stack};
@@ -35,13 +35,16 @@ struct Report<'a> {
 }
 
 pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, Error> {
-    let (_, stack) = super::load_stack(settings)?;
+    let (catalog, stack) = super::load_stack(settings)?;
     let files = render_stack(&stack, settings, &TemplateSource::new(&settings.project_dir))?;
     for warning in &stack.warnings {
         out.warn(warning);
     }
     for implied in &stack.implied_profiles {
         out.detail(&format!("note: profile `{implied}` enabled implicitly (group default or requirement)"));
+    }
+    if args.target == RenderTarget::Kubernetes {
+        return run_kubernetes(settings, out, args, &catalog, &stack, &files);
     }
 
     if args.stdout {
@@ -141,4 +144,120 @@ pub(super) fn write_rendered(output_dir: &Path, file: &RenderedFile) -> Result<(
     }
     let mode = if file.executable { 0o755 } else { 0o644 };
     write_atomic(&path, file.contents.as_bytes(), Some(mode)).map_err(|e| Error::io("write", &path, e))
+}
+
+// --- `--target kubernetes` -------------------------------------------------------------------------------------
+
+/// Render Kubernetes manifests into `<project>/kubernetes/` (or `--output`). The Secret manifest is written with
+/// mode 0600 and never printed: `--stdout` prints every other manifest and says so on stderr.
+fn run_kubernetes(
+    settings: &Settings,
+    out: &Output,
+    args: &RenderArgs,
+    catalog: &crate::catalog::Catalog,
+    stack: &crate::stack::Stack,
+    config_files: &[RenderedFile],
+) -> Result<i32, Error> {
+    use crate::kubernetes::{KubernetesInput, OUTPUT_DIR, SECRET_FILE, render_manifests};
+
+    // Compose's rule, as `up` applies it: the process environment overrides .env.
+    let doc = crate::env_file::EnvFile::load(&settings.env_file)?.doc_or_empty();
+    let dotenv_values = doc.resolved(&|name| crate::env_vars::compose_variable(name));
+    let vars = |name: &str| crate::env_vars::compose_variable(name).or_else(|| dotenv_values.get(name).cloned());
+    let input = KubernetesInput { stack, catalog, settings, config_files, vars: &vars };
+    let manifests = render_manifests(&input)?;
+
+    if args.stdout {
+        for m in manifests.iter().filter(|m| !m.secret) {
+            out.data(&m.contents);
+        }
+        out.warn(&format!(
+            "`{SECRET_FILE}` is not printed: it holds secret values (render into a directory to get it)"
+        ));
+        return Ok(super::OK);
+    }
+
+    let output_dir = args.output.clone().unwrap_or_else(|| settings.project_dir.join(OUTPUT_DIR));
+    let plan: Vec<(&crate::kubernetes::Manifest, FileStatus)> = manifests
+        .iter()
+        .map(|m| {
+            let path = output_dir.join(&m.path);
+            let status = match std::fs::read(&path) {
+                Ok(bytes) if bytes == m.contents.as_bytes() && (!m.secret || private_mode(&path)) => {
+                    FileStatus::Unchanged
+                }
+                Ok(_) => FileStatus::Update,
+                Err(_) => FileStatus::Create,
+            };
+            (m, status)
+        })
+        .collect();
+    if !args.check {
+        std::fs::create_dir_all(&output_dir).map_err(|e| Error::io("create directory", &output_dir, e))?;
+        for (m, status) in &plan {
+            if *status != FileStatus::Unchanged {
+                let path = output_dir.join(&m.path);
+                let mode = if m.secret { 0o600 } else { 0o644 };
+                write_atomic(&path, m.contents.as_bytes(), Some(mode)).map_err(|e| Error::io("write", &path, e))?;
+            }
+        }
+    }
+    let changed: Vec<String> =
+        plan.iter().filter(|(_, s)| *s != FileStatus::Unchanged).map(|(m, _)| m.path.clone()).collect();
+    if out.is_json() {
+        out.json(&Report {
+            output_dir: &output_dir,
+            profiles: &stack.profiles,
+            shape: stack.shape.as_str(),
+            check: args.check,
+            files: plan.iter().map(|(m, s)| FilePlan { path: &m.path, status: *s }).collect(),
+        });
+    } else {
+        for (m, status) in &plan {
+            let verb = match (status, args.check) {
+                (FileStatus::Unchanged, _) => "unchanged",
+                (FileStatus::Create, false) => "created",
+                (FileStatus::Update, false) => "updated",
+                (FileStatus::Create, true) => "missing",
+                (FileStatus::Update, true) => "differs",
+            };
+            let line = format!("  {verb:<9} {}", m.path);
+            if *status == FileStatus::Unchanged { out.detail(&line) } else { out.info(&line) }
+        }
+        if !args.check {
+            out.info(&format!(
+                "rendered {} Kubernetes manifests into `{}` ({} written, {} unchanged; `{SECRET_FILE}` is private, mode 0600)",
+                plan.len(),
+                output_dir.display(),
+                changed.len(),
+                plan.len() - changed.len()
+            ));
+        }
+    }
+    if args.check {
+        if changed.is_empty() {
+            if !out.is_json() {
+                out.info(&format!("{} Kubernetes manifests are up to date", plan.len()));
+            }
+            return Ok(super::OK);
+        }
+        let err = Error::Drift { files: changed };
+        if !out.is_json() {
+            out.error(&err);
+        }
+        return Ok(err.exit_code());
+    }
+    Ok(super::OK)
+}
+
+/// The Secret manifest must not be readable by group or others.
+#[cfg(unix)]
+fn private_mode(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+}
+
+#[cfg(not(unix))]
+fn private_mode(_path: &Path) -> bool {
+    true
 }
