@@ -23,6 +23,9 @@ pub const RAGCTL_VERBOSE: &str = "RAGCTL_VERBOSE";
 pub const RAGCTL_NO_COLOR: &str = "RAGCTL_NO_COLOR";
 /// The Docker endpoint (`unix:///var/run/docker.sock`, `tcp://host:2375`), as the docker CLI reads it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// How `--target swarm` routes: `mesh` (default; ingress routing mesh and virtual IPs) or `host` (ports published
+/// on the node running the task, DNS round robin), for nodes whose kernel lacks IPVS.
+pub const RAGCTL_SWARM_ROUTING: &str = "RAGCTL_SWARM_ROUTING";
 /// Locale variables, read only to decide whether ✓ / ✗ can be printed or ASCII marks are needed.
 pub const LOCALE_VARS: [&str; 3] = ["LC_ALL", "LC_CTYPE", "LANG"];
 /// <https://no-color.org>: any non-empty value disables colour.

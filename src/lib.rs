@@ -28,3 +28,4 @@ pub mod reporter;
 pub mod secrets;
 pub mod settings;
 pub mod stack;
+pub mod swarm;

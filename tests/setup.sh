@@ -4,7 +4,8 @@
 # Idempotent and non-interactive: every step checks first and only does work
 # that is missing, so rerunning it is cheap. Steps:
 #   1. Debian packages: docker.io docker-compose debootstrap
-#   2. a running Docker engine (dockerd started in the background if needed)
+#   2. a running Docker engine (dockerd started in the background if needed),
+#      and a single-node swarm on it (docker swarm init, when inactive)
 #   3. the compose linter dclint (npm) in target/tools/node_modules
 #   3k. the Kubernetes validators kubernetes-validate and checkov (PyPI) in target/tools/venv
 #   4. the local test images (tests/images/build.sh)
@@ -70,6 +71,19 @@ else
   fi
   log "dockerd is up (server $(docker version --format '{{.Server.Version}}'))"
 fi
+
+# --- 2b. single-node swarm (for tests/e2e_swarm.rs) ---------------------------
+# Left active afterwards: regular containers keep working on a swarm node.
+swarm_state="$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown)"
+if [ "$swarm_state" = active ]; then
+  log "swarm active"
+elif [ "$swarm_state" = inactive ]; then
+  log "initialising a single-node swarm (advertise 127.0.0.1)"
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+else
+  die "swarm is in state '$swarm_state'; fix it (docker swarm leave --force) and rerun"
+fi
+# --- end single-node swarm ----------------------------------------------------
 
 # --- 3. dclint ------------------------------------------------------------------
 TOOLS_DIR="$REPO_ROOT/target/tools"

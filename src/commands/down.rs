@@ -77,6 +77,9 @@ async fn remove_in_dependency_order(
 }
 
 pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Error> {
+    if args.target == crate::cli::DeployTarget::Swarm {
+        return crate::swarm::down(settings, out, args);
+    }
     let started = Instant::now();
     let project = super::project_name(settings).to_string();
     if args.volumes && !settings.yes {

@@ -20,7 +20,10 @@ struct Row {
     status: String,
 }
 
-pub fn run(settings: &Settings, out: &Output) -> Result<i32, Error> {
+pub fn run(settings: &Settings, out: &Output, args: &crate::cli::PsArgs) -> Result<i32, Error> {
+    if args.target == crate::cli::DeployTarget::Swarm {
+        return crate::swarm::ps(settings, out, args);
+    }
     let project = super::project_name(settings);
     let runtime = super::runtime()?;
     let rows = runtime.block_on(async {

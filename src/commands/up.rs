@@ -87,6 +87,15 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
     let vars = |name: &str| compose_variable(name).or_else(|| dotenv_values.get(name).cloned());
     let desired = desired(&stack, &vars, &settings.project_dir, args.timeout.map(Duration::from_secs))?;
 
+    // --- swarm: the same model, deployed as Swarm services ---
+    if args.target == crate::cli::DeployTarget::Swarm {
+        let changed: Vec<String> = changed_files.iter().map(|f| f.path.clone()).collect();
+        let generated: Vec<String> = generated.iter().map(|c| c.name.clone()).collect();
+        let prelude = crate::swarm::UpPrelude { changed_files: &changed, secrets_generated: &generated, started };
+        return crate::swarm::up(settings, out, args, &stack, &desired, &vars, prelude);
+    }
+    // --- end swarm ---
+
     let runtime = super::runtime()?;
     let rep = reporter(settings.progress, settings.color);
     let result = runtime.block_on(super::interruptible(async {

@@ -1,0 +1,324 @@
+//! End-to-end tests of `up`, `ps` and `down` with `--target swarm` on a real single-node swarm, with real
+//! PostgreSQL and Redis tasks (the local `ragctl-test/*` images, see tests/images). Each test uses its own
+//! project name and free host ports; a [`SwarmProject`] guard removes whatever it created, even when it fails.
+//!
+//! The swarm is initialised (`docker swarm init --advertise-addr 127.0.0.1`) when the engine has none, and left
+//! active: regular containers keep working on a swarm node.
+//!
+//! Kernels without IPVS cannot route the ingress mesh or virtual IPs; there the tests deploy with
+//! `RAGCTL_SWARM_ROUTING=host` (ports on the task's node, DNS round robin), which is what such a swarm needs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use common::{Run, Test, require_docker, require_tool};
+
+const NAMESPACE: &str = "com.docker.stack.namespace";
+
+const TEST_IMAGES: [(&str, &str); 3] = [
+    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
+    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
+    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
+];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn swarm_state() -> String {
+    docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).trim().to_string()
+}
+
+/// Make this engine a single-node swarm manager, once per test binary. Another process may be doing the same:
+/// a failed `init` is fine when the swarm is active afterwards.
+fn ensure_swarm() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if swarm_state() == "inactive" {
+            let out = Command::new("docker").args(["swarm", "init", "--advertise-addr", "127.0.0.1"]).output().unwrap();
+            let state = swarm_state();
+            assert!(
+                state == "active",
+                "docker swarm init failed (state `{state}`): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let state = swarm_state();
+        assert_eq!(state, "active", "the engine's swarm is `{state}`; fix it with `docker swarm leave --force`");
+    });
+}
+
+/// The routing this kernel can carry: the ingress mesh and virtual IPs need IPVS.
+fn routing() -> &'static str {
+    if std::path::Path::new("/proc/sys/net/ipv4/vs").exists() { "mesh" } else { "host" }
+}
+
+/// One test's swarm deployment. Dropping it runs `ragctl down --target swarm --volumes -y`, then removes anything
+/// still labelled with the project's namespace.
+struct SwarmProject {
+    name: String,
+    test: Test,
+    db_port: u16,
+}
+
+impl SwarmProject {
+    fn new(test_name: &str) -> SwarmProject {
+        SwarmProject::with(test_name, |t| t)
+    }
+
+    fn with(test_name: &str, configure: impl FnOnce(Test) -> Test) -> SwarmProject {
+        ensure_swarm();
+        let name = format!("e2es-{test_name}-{}", std::process::id());
+        let db_port = free_port();
+        let ragctl_yaml = format!(
+            "ports:\n  EXPOSE_DB_PORT: {db_port}\n  EXPOSE_REDIS_PORT: {}\n  EXPOSE_WEAVIATE_PORT: {}\n  EXPOSE_WEAVIATE_GRPC_PORT: {}\n",
+            free_port(),
+            free_port(),
+            free_port()
+        );
+        let mut test = Test::new().file("ragctl.yaml", &ragctl_yaml).env("RAGCTL_SWARM_ROUTING", routing());
+        for (key, image) in TEST_IMAGES {
+            test = test.env(key, image);
+        }
+        SwarmProject { name, test: configure(test), db_port }
+    }
+
+    fn ragctl(&self, args: &[&str]) -> Run {
+        self.test.run(["-p", &self.name, "--progress", "plain"].iter().chain(args))
+    }
+
+    fn filter(&self) -> String {
+        format!("label={NAMESPACE}={}", self.name)
+    }
+
+    fn list(&self, kind: &str, format: &str) -> Vec<String> {
+        let mut names: Vec<String> =
+            docker(&[kind, "ls", "--filter", &self.filter(), "--format", format]).lines().map(String::from).collect();
+        names.sort();
+        names
+    }
+
+    /// Swarm service name → object version: an update bumps it, a no-op leaves it.
+    fn service_versions(&self) -> BTreeMap<String, String> {
+        self.list("service", "{{.Name}}")
+            .into_iter()
+            .map(|s| {
+                let v = docker(&["service", "inspect", "--format", "{{.Version.Index}}", &s]).trim().to_string();
+                (s, v)
+            })
+            .collect()
+    }
+
+    fn env_value(&self, key: &str) -> String {
+        let env = self.test.read(".env");
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} not in .env:\n{env}"))
+            .to_string()
+    }
+}
+
+impl Drop for SwarmProject {
+    fn drop(&mut self) {
+        let down = self.ragctl(&["down", "--target", "swarm", "--volumes", "-y"]);
+        if down.status != 0 {
+            eprintln!(
+                "cleanup: `ragctl down --target swarm` of `{}` exited {}:\n{}",
+                self.name, down.status, down.stderr
+            );
+        }
+        let filter = self.filter();
+        let leftovers = |kind: &str, format: &str| -> Vec<String> {
+            Command::new("docker")
+                .args([kind, "ls", "--filter", &filter, "--format", format])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let remove = |args: &[&str], names: Vec<String>| {
+            if !names.is_empty() {
+                let _ = Command::new("docker").args(args).args(&names).output();
+            }
+        };
+        remove(&["service", "rm"], leftovers("service", "{{.ID}}"));
+        // Networks and volumes detach only once the tasks' containers are gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline
+            && !Command::new("docker")
+                .args(["ps", "-aq", "--filter", &filter])
+                .output()
+                .map(|o| o.stdout.is_empty())
+                .unwrap_or(true)
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        remove(&["network", "rm"], leftovers("network", "{{.ID}}"));
+        remove(&["secret", "rm"], leftovers("secret", "{{.ID}}"));
+        remove(&["volume", "rm", "-f"], leftovers("volume", "{{.Name}}"));
+    }
+}
+
+const SERVICES: [&str; 3] = ["db_postgres", "redis", "weaviate"];
+
+#[test]
+fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_down_removes_it() {
+    if !require_docker() {
+        return;
+    }
+    let Some(psql) = require_tool("psql", &[]) else { return };
+    let project = SwarmProject::new("main");
+    let started = Instant::now();
+
+    let up = project.ragctl(&["up", "--target", "swarm"]);
+    up.assert_status(0);
+    eprintln!("first up --target swarm: {:?}", started.elapsed());
+    let swarm_services: Vec<String> = SERVICES.iter().map(|s| format!("{}_{s}", project.name)).collect();
+    assert_eq!(project.list("service", "{{.Name}}"), swarm_services, "one swarm service per stack service");
+
+    // Converged: every service's tasks run (Swarm reports `running` only once the healthcheck passed).
+    let ps = project.ragctl(&["ps", "--target", "swarm", "--format", "json"]);
+    ps.assert_status(0);
+    let rows = ps.json();
+    let rows = rows.as_array().unwrap_or_else(|| panic!("ps --format json is not an array:\n{}", ps.stdout));
+    let summary: Vec<(String, u64, u64, Vec<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["service"].as_str().unwrap_or_default().to_string(),
+                r["replicas_running"].as_u64().unwrap_or(0),
+                r["replicas_desired"].as_u64().unwrap_or(0),
+                r["tasks"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap().to_string()).collect(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64, u64, Vec<String>)> =
+        SERVICES.iter().map(|s| (s.to_string(), 1, 1, vec!["running".to_string()])).collect();
+    assert_eq!(summary, expected, "every service 1/1 with its task running:\n{}", ps.stdout);
+    for s in &swarm_services {
+        let task = docker(&["service", "ps", "--filter", "desired-state=running", "--format", "{{.ID}}", s]);
+        let container = docker(&["inspect", "--format", "{{.Status.ContainerStatus.ContainerID}}", task.trim()]);
+        let health = docker(&["inspect", "--format", "{{.State.Health.Status}}", container.trim()]);
+        assert_eq!(health.trim(), "healthy", "{s}'s container passed its healthcheck");
+    }
+
+    // The password reached PostgreSQL through the Swarm secret (POSTGRES_PASSWORD_FILE) and nowhere else.
+    let password = project.env_value("DB_PASSWORD");
+    let select = Command::new(&psql)
+        .args(["-h", "127.0.0.1", "-p", &project.db_port.to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-tAc", "select 1"])
+        .env("PGPASSWORD", &password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (select.status.code(), String::from_utf8_lossy(&select.stdout).trim()),
+        (Some(0), "1"),
+        "SELECT 1 through the published port with the .env password: {}",
+        String::from_utf8_lossy(&select.stderr)
+    );
+    let db = format!("{}_db_postgres", project.name);
+    let env = docker(&["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}", &db]);
+    let secret_file = format!("POSTGRES_PASSWORD_FILE=/run/secrets/{}_db_password", project.name);
+    assert!(env.contains(&secret_file), "postgres reads its password from the secret file: {env}");
+    let mut inspect_args = vec!["service", "inspect"];
+    inspect_args.extend(swarm_services.iter().map(String::as_str));
+    let inspected = docker(&inspect_args);
+    assert!(!inspected.contains(&password), "the DB_PASSWORD value appears in no service spec");
+    assert!(!up.stdout.contains(&password) && !up.stderr.contains(&password), "nor in ragctl's output");
+    let secrets = project.list("secret", "{{.Name}}");
+    assert_eq!(secrets.len(), 1, "one secret: {secrets:?}");
+    assert!(
+        secrets[0].starts_with(&format!("{}_db_password_", project.name)),
+        "named with a content hash: {secrets:?}"
+    );
+
+    // A second up changes nothing: no service is updated.
+    let versions = project.service_versions();
+    let again = project.ragctl(&["up", "--target", "swarm"]);
+    again.assert_status(0);
+    assert!(again.stderr.contains("(0 changed, 3 unchanged)"), "second up reports no change:\n{}", again.stderr);
+    assert_eq!(project.service_versions(), versions, "no service version moved");
+    let dry = project.ragctl(&["up", "--target", "swarm", "--dry-run"]);
+    dry.assert_status(0);
+    assert!(dry.stdout.contains("nothing to do"), "dry run plans nothing:\n{}", dry.stdout);
+
+    // Rotating the password creates a new secret, updates only its consumer and drops the old secret.
+    let env_text = project.test.read(".env").replace(&format!("DB_PASSWORD={password}"), "DB_PASSWORD=rotated0secret");
+    std::fs::write(project.test.path().join(".env"), env_text).unwrap();
+    let rotated = project.ragctl(&["up", "--target", "swarm"]);
+    rotated.assert_status(0);
+    assert!(!rotated.stderr.contains("rotated0secret"), "the new value is not printed either");
+    let after = project.service_versions();
+    for (service, version) in &versions {
+        if *service == db {
+            assert_ne!(&after[service], version, "{service} was updated");
+        } else {
+            assert_eq!(&after[service], version, "{service} was kept");
+        }
+    }
+    let new_secrets = project.list("secret", "{{.Name}}");
+    assert_eq!(new_secrets.len(), 1, "the superseded secret is gone: {new_secrets:?}");
+    assert_ne!(new_secrets, secrets, "a new secret name for the new content");
+
+    let down = project.ragctl(&["down", "--target", "swarm", "--volumes", "-y"]);
+    down.assert_status(0);
+    assert_eq!(project.list("service", "{{.Name}}"), Vec::<String>::new(), "no service remains");
+    assert_eq!(project.list("network", "{{.Name}}"), Vec::<String>::new(), "no network remains");
+    assert_eq!(project.list("secret", "{{.Name}}"), Vec::<String>::new(), "no secret remains");
+    assert_eq!(project.list("volume", "{{.Name}}"), Vec::<String>::new(), "no volume remains");
+    assert_eq!(swarm_state(), "active", "the swarm itself is left as it was");
+    eprintln!("whole swarm test: {:?}", started.elapsed());
+}
+
+const CRASHER_PROFILE: &str = r#"name: crasher
+description: a service that exits at once
+services:
+  crasher:
+    image: ragctl-test/base:bookworm
+    command: ["sh", "-c", "echo boom-marker; exit 3"]
+    networks: [data]
+    healthcheck: { test: ["CMD", "true"] }
+"#;
+
+#[test]
+fn a_failing_task_fails_swarm_up_with_its_exit_code_and_log_lines() {
+    if !require_docker() {
+        return;
+    }
+    let project = SwarmProject::with("crash", |t| t.file("profiles/crasher.yaml", CRASHER_PROFILE));
+
+    let started = Instant::now();
+    let up = project.ragctl(&["--profile", "weaviate,crasher", "up", "--target", "swarm"]);
+    let elapsed = started.elapsed();
+
+    up.assert_status(1);
+    assert!(elapsed < Duration::from_secs(60), "failed on the task's failure, not a convergence timeout: {elapsed:?}");
+    assert!(up.stderr.contains("service `crasher`"), "stderr names the service:\n{}", up.stderr);
+    assert!(up.stderr.contains("exited with code 3"), "and its exit code:\n{}", up.stderr);
+    assert!(up.stderr.contains("boom-marker"), "and its last log line:\n{}", up.stderr);
+}
+
+#[test]
+fn swarm_commands_exit_3_naming_an_unreachable_engine() {
+    // Needs no engine: the point is that there is none.
+    let endpoint = format!("unix:///nonexistent-{}.sock", std::process::id());
+    let test = Test::new().env("DOCKER_HOST", &endpoint);
+    for command in
+        [&["up", "--target", "swarm"][..], &["ps", "--target", "swarm"], &["down", "--target", "swarm", "-y"]]
+    {
+        let run = test.run(["-p", "e2es-dead-host"].iter().chain(command));
+        run.assert_status(3);
+        assert!(run.stderr.contains(&endpoint), "`{}` names {endpoint}:\n{}", command.join(" "), run.stderr);
+    }
+}
