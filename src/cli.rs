@@ -112,7 +112,7 @@ pub enum Command {
     Down(DownArgs),
     /// List the project's containers with state, health, ports and uptime
     #[command(visible_alias = "status")]
-    Ps,
+    Ps(PsArgs),
     /// Show container logs, prefixed with the container name
     Logs(LogsArgs),
     /// Restart services (all when none is named)
@@ -170,6 +170,9 @@ pub struct UpArgs {
     /// Remove containers of services that are no longer in the stack
     #[arg(long)]
     pub remove_orphans: bool,
+    /// Deploy as containers on this engine, or as services of the Swarm this engine manages
+    #[arg(long, value_enum, default_value = "docker")]
+    pub target: DeployTarget,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +183,16 @@ pub struct DownArgs {
     /// Seconds to wait for each container to stop before it is killed
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<i32>,
+    /// Remove the containers on this engine, or the project's Swarm services
+    #[arg(long, value_enum, default_value = "docker")]
+    pub target: DeployTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// List containers on this engine, or the project's Swarm services and their tasks
+    #[arg(long, value_enum, default_value = "docker")]
+    pub target: DeployTarget,
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +263,23 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 and list the files that differ from what would be rendered
     #[arg(long)]
     pub check: bool,
+    /// What to render for: a compose file and config files, or Kubernetes manifests (into `kubernetes/`)
+    #[arg(long, value_enum, default_value = "compose")]
+    pub target: RenderTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    Compose,
+    Kubernetes,
+}
+
+/// Where `up`, `down` and `ps` act: containers on this Docker engine, or services of a Docker Swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DeployTarget {
+    #[default]
+    Docker,
+    Swarm,
 }
 
 const INIT_AFTER_HELP: &str = "\

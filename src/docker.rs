@@ -13,9 +13,9 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StatsOptions,
-    StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions, ListNetworksOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions,
+    StatsOptions, StopContainerOptions,
 };
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -514,6 +514,28 @@ impl DockerClient {
         let cache =
             mem.stats.as_ref().and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied()).unwrap_or(0);
         Ok((mem.usage.unwrap_or(0).saturating_sub(cache), mem.limit.unwrap_or(0)))
+    }
+
+    /// The exit code of the container's most recent death. Docker resets `State.ExitCode` to 0 when a
+    /// crash-looping container starts again, so its `die` events are the only record of why it died.
+    pub async fn last_exit_code(&self, id: &str) -> Option<i64> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let opts = EventsOptions {
+            since: Some((now.saturating_sub(24 * 3600)).to_string()),
+            until: Some(now.to_string()),
+            filters: Some(HashMap::from([
+                ("container".to_string(), vec![id.to_string()]),
+                ("event".to_string(), vec!["die".to_string()]),
+            ])),
+        };
+        let mut stream = self.inner.events(Some(opts));
+        let mut last = None;
+        while let Some(Ok(event)) = stream.next().await {
+            if let Some(code) = event.actor.and_then(|a| a.attributes).and_then(|a| a.get("exitCode").cloned()) {
+                last = code.parse().ok();
+            }
+        }
+        last
     }
 
     /// Where the engine keeps images and volumes (for the disk-space check).

@@ -52,7 +52,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Up(args) => up::run(&settings, &out, args),
         Command::Down(args) => down::run(&settings, &out, args),
-        Command::Ps => ps::run(&settings, &out),
+        Command::Ps(args) => ps::run(&settings, &out, args),
         Command::Logs(args) => logs::run(&settings, &out, args),
         Command::Restart(args) => restart::run(&settings, &out, args),
         Command::Doctor(args) => doctor::run(&settings, &out, args),

@@ -53,10 +53,13 @@ impl DoctorContext {
         }
     }
 
-    /// A value as the stack sees it: process environment, then `.env`, then the profile's default.
+    /// A value as the stack sees it: process environment, then `.env`, then a port set in `ragctl.yaml`
+    /// (which becomes the rendered default), then the profile's default.
     pub fn value(&self, key: &str) -> Option<String> {
         compose_variable(key)
-            .or_else(|| self.env_values.get(key).cloned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.env_values.get(key).cloned().filter(|v| !v.is_empty()))
+            .or_else(|| self.settings.ports.get(key).map(|p| p.to_string()))
             .or_else(|| self.stack.as_ref().ok().and_then(|s| s.env.get(key).map(|e| e.default.clone())))
             .filter(|v| !v.is_empty())
     }

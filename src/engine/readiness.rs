@@ -44,7 +44,13 @@ pub async fn wait_ready(
             logs: Vec::new(),
             health_log: Vec::new(),
         })?;
-        if let Some(reason) = terminal_failure(&status, probe) {
+        if let Some(mut reason) = terminal_failure(&status, probe) {
+            // A restarting container's own exit code reads 0 again once it runs; its death event knows better.
+            if status.restart_count > 0
+                && let Some(code) = docker.last_exit_code(id).await
+            {
+                reason = format!("is restarting (last exit code {code})");
+            }
             return Err(NotReady {
                 message: reason,
                 logs: docker.log_tail(id, FAILURE_LOG_LINES).await,

@@ -157,7 +157,8 @@ async fn containers(ctx: &DoctorContext) -> Outcome {
             let issue = if st.oom_killed {
                 Some(format!("was OOM-killed (exit code {}): its memory limit is too low", st.exit_code))
             } else if st.restarting || (st.restart_count > 0 && st.health.as_deref() != Some("healthy")) {
-                Some(format!("is restarting ({} restarts, last exit code {})", st.restart_count, st.exit_code))
+                let code = docker.last_exit_code(&c.id).await.unwrap_or(st.exit_code);
+                Some(format!("is restarting ({} restarts, last exit code {code})", st.restart_count))
             } else if !st.running {
                 Some(format!("is {} (exit code {})", st.state, st.exit_code))
             } else if st.health.as_deref() == Some("unhealthy") {
