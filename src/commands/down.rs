@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::cli::DownArgs;
 use crate::docker::{DockerClient, ObservedContainer};
-use crate::engine::apply::remove_containers;
 use crate::error::Error;
 use crate::output::Output;
 use crate::reporter::{Event, reporter};
@@ -68,9 +67,14 @@ async fn remove_in_dependency_order(
                 // A dependent that failed to stop drops its sender: stop anyway rather than hang.
                 let _ = rx.wait_for(|gone| *gone).await;
             }
-            let result = remove_containers(docker, std::slice::from_ref(c), reporter, timeout).await;
+            // Dependencies wait only for the stop; removal of the stopped container overlaps with theirs.
+            reporter.event(crate::reporter::Event::Stopping { service: c.service.clone(), container: c.name.clone() });
+            let stopped = docker.stop(&c.id, &c.name, timeout).await;
             let _ = done.send(true);
-            result
+            stopped?;
+            docker.remove(&c.id, &c.name).await?;
+            reporter.event(crate::reporter::Event::Removed { kind: "container".into(), name: c.name.clone() });
+            Ok::<(), Error>(())
         }
     });
     futures_util::future::try_join_all(tasks).await.map(|_| ())

@@ -46,6 +46,14 @@ fn nginx_enabled(ctx: &DoctorContext) -> bool {
     ctx.service_enabled("nginx")
 }
 
+/// nginx terminates TLS: it mounts the certificate directory (the app profile's nginx does; a plain-HTTP
+/// nginx of a project's own profile does not).
+fn nginx_serves_tls(ctx: &DoctorContext) -> bool {
+    ctx.stack.as_ref().is_ok_and(|s| {
+        s.services.get("nginx").is_some_and(|n| n.volumes.iter().any(|v| v.contains("/etc/nginx/certs")))
+    })
+}
+
 fn api_behind_nginx(ctx: &DoctorContext) -> bool {
     ctx.service_enabled("api") && ctx.service_enabled("nginx")
 }
@@ -125,7 +133,7 @@ pub fn checks() -> Vec<CheckDef> {
             title: "the TLS certificate and key nginx serves are present, readable and not expiring within 14 days",
             needs: &[],
             timeout: QUICK,
-            applies: nginx_enabled,
+            applies: nginx_serves_tls,
             run: |ctx| async move { tls_certificate(ctx, unix_now()) }.boxed(),
         },
         CheckDef {
