@@ -556,3 +556,45 @@ fn logs_into_a_reader_that_closed_early_exits_0() {
     assert_eq!(out.status.code(), Some(0), "a closed stdout ends logs quietly:\n{stderr}");
     assert_eq!(stderr, "", "without an error message");
 }
+
+#[test]
+fn a_missing_image_that_cannot_be_pulled_fails_before_anything_is_created() {
+    if !require_docker() {
+        return;
+    }
+    // No registry is reachable from this machine's engine: the pull itself fails (the default `--pull missing`).
+    let project = Project::with("pull-fails", |t| t.env("RAGCTL_IMAGE_REDIS", "127.0.0.1:1/ragctl-test/nope:1"));
+
+    let up = project.ragctl(&["up", "--progress", "plain"]);
+
+    up.assert_status(1);
+    assert!(up.stderr.contains("failed to pull image `127.0.0.1:1/ragctl-test/nope:1`"), "{}", up.stderr);
+    assert!(
+        up.stderr.contains("hint:") && up.stderr.contains("mirror"),
+        "the hint names the mirror setting:\n{}",
+        up.stderr
+    );
+    assert_eq!(project.container_ids(), BTreeMap::new(), "no container was created");
+    assert_eq!(project.networks(), Vec::<String>::new(), "no network was created");
+}
+
+#[test]
+fn restart_restarts_only_the_named_service_and_keeps_its_container() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("restart");
+    project.ragctl(&["up"]).assert_status(0);
+    let before = project.container_ids();
+    let started = |name: &str| docker(&["inspect", "-f", "{{.State.StartedAt}}", &format!("{}-{name}", project.name)]);
+    let (redis_before, db_before) = (started("redis-1"), started("db_postgres-1"));
+
+    let restart = project.ragctl(&["restart", "redis", "--format", "json"]);
+
+    restart.assert_status(0);
+    assert_eq!(restart.json()["restarted"], serde_json::json!([format!("{}-redis-1", project.name)]));
+    assert_eq!(project.container_ids(), before, "restart keeps the containers");
+    assert_ne!(started("redis-1"), redis_before, "redis was restarted");
+    assert_eq!(started("db_postgres-1"), db_before, "db_postgres was not");
+    project.ragctl(&["restart", "nope"]).assert_status(2);
+}
