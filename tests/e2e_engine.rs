@@ -598,3 +598,39 @@ fn restart_restarts_only_the_named_service_and_keeps_its_container() {
     assert_eq!(started("db_postgres-1"), db_before, "db_postgres was not");
     project.ragctl(&["restart", "nope"]).assert_status(2);
 }
+
+#[test]
+fn up_and_down_report_json_on_stdout_and_progress_as_json_lines_on_stderr() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("json");
+
+    let up = project.ragctl(&["up", "--format", "json"]);
+
+    up.assert_status(0);
+    let report = up.json();
+    assert_eq!(report["project"], project.name.as_str());
+    let services: Vec<&str> =
+        report["services"].as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(services.len(), 3, "{report}");
+    for s in report["services"].as_array().unwrap() {
+        assert!(s["ready_ms"].as_u64().is_some(), "every service was waited for: {s}");
+        assert_eq!(s["changed"], true);
+    }
+    assert!(report["secrets_generated"].as_array().unwrap().iter().any(|s| s == "DB_PASSWORD"));
+    // --format json makes progress JSON lines on stderr, one object per line.
+    for line in up.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
+        assert!(event["event"].is_string(), "{line}");
+    }
+
+    let down = project.ragctl(&["down", "--format", "json"]);
+
+    down.assert_status(0);
+    let report = down.json();
+    assert_eq!(report["containers"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(report["networks"], serde_json::json!([format!("{}_default", project.name)]));
+    assert_eq!(report["volumes"], serde_json::json!([]), "volumes are kept without --volumes");
+}
