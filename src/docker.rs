@@ -519,10 +519,12 @@ impl DockerClient {
     /// The exit code of the container's most recent death. Docker resets `State.ExitCode` to 0 when a
     /// crash-looping container starts again, so its `die` events are the only record of why it died.
     pub async fn last_exit_code(&self, id: &str) -> Option<i64> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
         let opts = EventsOptions {
-            since: Some((now.saturating_sub(24 * 3600)).to_string()),
-            until: Some(now.to_string()),
+            since: Some((now.as_secs().saturating_sub(24 * 3600)).to_string()),
+            // Fractional: whole seconds would cut off a death in the current second, and a future `until`
+            // would keep the stream open.
+            until: Some(format!("{}.{:09}", now.as_secs(), now.subsec_nanos())),
             filters: Some(HashMap::from([
                 ("container".to_string(), vec![id.to_string()]),
                 ("event".to_string(), vec!["die".to_string()]),
