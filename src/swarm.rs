@@ -25,7 +25,6 @@
 //! This module must not print secret values nor import bollard.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -1053,32 +1052,10 @@ struct SwarmDownReport {
 /// `ragctl down --target swarm`: the project's services, then (once their tasks are gone) its networks, then
 /// its secrets; volumes only with `--volumes`, after confirmation. Found by the namespace label, whatever the
 /// current profiles say.
+/// `down --target swarm`. The command layer has already confirmed volume removal and taken the project lock.
 pub fn down(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Error> {
     let started = Instant::now();
     let project = settings.project_name.clone();
-    if args.volumes && !settings.yes {
-        let tty = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        if !tty {
-            return Err(Error::config_hint(
-                "refusing to remove volumes (the stack's data) without confirmation (no terminal to ask on)",
-                "pass --yes to confirm",
-            ));
-        }
-        let ok = dialoguer::Confirm::new()
-            .with_prompt(format!("Remove the volumes of project `{project}`? Their data is lost."))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::config(format!("failed to read the answer: {e}")))?;
-        if !ok {
-            return Err(Error::config("cancelled"));
-        }
-    }
-    let _lock = crate::project_lock::acquire(&project, "down", |holder| {
-        out.info(&format!(
-            "waiting for another ragctl operation on project `{project}` to finish{}",
-            holder.map(|h| format!(" ({h})")).unwrap_or_default()
-        ))
-    })?;
     let rep = reporter(settings.progress, settings.color);
     let runtime = crate::commands::runtime()?;
     let result = runtime.block_on(crate::commands::interruptible(async {

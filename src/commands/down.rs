@@ -2,7 +2,6 @@
 //! profiles say) in reverse dependency order, parallel within a level; then its networks; volumes only with
 //! `--volumes`, after confirmation.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -81,34 +80,15 @@ async fn remove_in_dependency_order(
 }
 
 pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Error> {
+    let project = super::project_name(settings).to_string();
+    if args.volumes {
+        super::confirm_volume_removal(settings, &project)?;
+    }
+    let _lock = super::lock_project(&project, "down", out)?;
     if args.target == crate::cli::DeployTarget::Swarm {
         return crate::swarm::down(settings, out, args);
     }
     let started = Instant::now();
-    let project = super::project_name(settings).to_string();
-    if args.volumes && !settings.yes {
-        let tty = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        if !tty {
-            return Err(Error::config_hint(
-                "refusing to remove volumes (the stack's data) without confirmation (no terminal to ask on)",
-                "pass --yes to confirm",
-            ));
-        }
-        let ok = dialoguer::Confirm::new()
-            .with_prompt(format!("Remove the volumes of project `{project}`? Their data is lost."))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::config(format!("failed to read the answer: {e}")))?;
-        if !ok {
-            return Err(Error::config("cancelled"));
-        }
-    }
-    let _lock = crate::project_lock::acquire(&project, "down", |holder| {
-        out.info(&format!(
-            "waiting for another ragctl operation on project `{project}` to finish{}",
-            holder.map(|h| format!(" ({h})")).unwrap_or_default()
-        ))
-    })?;
     let rep = reporter(settings.progress, settings.color);
     let runtime = super::runtime()?;
     let result = runtime.block_on(super::interruptible(async {

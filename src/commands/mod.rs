@@ -108,6 +108,36 @@ pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T, 
     }
 }
 
+/// Take the project's lock for `operation`, saying what we wait for when another ragctl holds it.
+pub fn lock_project(project: &str, operation: &str, out: &Output) -> Result<crate::project_lock::ProjectLock, Error> {
+    crate::project_lock::acquire(project, operation, |holder| {
+        out.info(&format!(
+            "waiting for another ragctl operation on project `{project}` to finish{}",
+            holder.map(|h| format!(" ({h})")).unwrap_or_default()
+        ))
+    })
+}
+
+/// Removing volumes loses the stack's data: ask on a terminal, require `--yes` otherwise.
+pub fn confirm_volume_removal(settings: &Settings, project: &str) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    if settings.yes {
+        return Ok(());
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::config_hint(
+            "refusing to remove volumes (the stack's data) without confirmation (no terminal to ask on)",
+            "pass --yes to confirm",
+        ));
+    }
+    let ok = dialoguer::Confirm::new()
+        .with_prompt(format!("Remove the volumes of project `{project}`? Their data is lost."))
+        .default(false)
+        .interact()
+        .map_err(|e| Error::config(format!("failed to read the answer: {e}")))?;
+    if ok { Ok(()) } else { Err(Error::config("cancelled")) }
+}
+
 /// The project name for commands that only look at Docker (no stack needed).
 pub fn project_name(settings: &Settings) -> &str {
     &settings.project_name

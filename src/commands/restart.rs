@@ -9,12 +9,7 @@ use crate::settings::Settings;
 
 pub fn run(settings: &Settings, out: &Output, args: &RestartArgs) -> Result<i32, Error> {
     let project = super::project_name(settings).to_string();
-    let _lock = crate::project_lock::acquire(&project, "restart", |holder| {
-        out.info(&format!(
-            "waiting for another ragctl operation on project `{project}` to finish{}",
-            holder.map(|h| format!(" ({h})")).unwrap_or_default()
-        ))
-    })?;
+    let _lock = super::lock_project(&project, "restart", out)?;
     let rep = reporter(settings.progress, settings.color);
     let runtime = super::runtime()?;
     let count = runtime.block_on(super::interruptible(async {

@@ -39,17 +39,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
     for w in &stack.warnings {
         out.warn(w);
     }
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(crate::project_lock::acquire(&stack.project, "up", |holder| {
-            out.info(&format!(
-                "waiting for another ragctl operation on project `{}` to finish{}",
-                stack.project,
-                holder.map(|h| format!(" ({h})")).unwrap_or_default()
-            ))
-        })?)
-    };
+    let _lock = if args.dry_run { None } else { Some(super::lock_project(&stack.project, "up", out)?) };
 
     // Render exactly as `render` does: the rendered config files are bind-mounted.
     let files = render_stack(&stack, settings, &TemplateSource::new(&settings.project_dir))?;
