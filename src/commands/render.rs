@@ -66,56 +66,69 @@ pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, 
         }
     }
 
-    let report = Report {
-        output_dir: &output_dir,
-        profiles: &stack.profiles,
-        shape: stack.shape.as_str(),
-        check: args.check,
-        files: plan.iter().map(|(f, s)| FilePlan { path: &f.path, status: *s }).collect(),
-    };
+    let files = plan.iter().map(|(f, s)| FilePlan { path: &f.path, status: *s }).collect();
+    let nouns = Nouns { rendered: "files", up_to_date: "rendered files", note: "" };
+    Ok(report_render(out, &stack, &output_dir, args.check, files, nouns))
+}
+
+/// How a render's summary names what it wrote.
+struct Nouns<'a> {
+    rendered: &'a str,
+    up_to_date: &'a str,
+    note: &'a str,
+}
+
+/// Report a render of either target (text lines or JSON) and, with `--check`, turn drift into exit 1.
+fn report_render(
+    out: &Output,
+    stack: &crate::stack::Stack,
+    output_dir: &Path,
+    check: bool,
+    files: Vec<FilePlan<'_>>,
+    nouns: Nouns<'_>,
+) -> i32 {
     let changed: Vec<String> =
-        plan.iter().filter(|(_, s)| *s != FileStatus::Unchanged).map(|(f, _)| f.path.clone()).collect();
+        files.iter().filter(|f| f.status != FileStatus::Unchanged).map(|f| f.path.to_string()).collect();
+    let total = files.len();
     if out.is_json() {
-        out.json(&report);
+        out.json(&Report { output_dir, profiles: &stack.profiles, shape: stack.shape.as_str(), check, files });
     } else {
-        for (file, status) in &plan {
-            let verb = match (status, args.check) {
+        for f in &files {
+            let verb = match (f.status, check) {
                 (FileStatus::Unchanged, _) => "unchanged",
                 (FileStatus::Create, false) => "created",
                 (FileStatus::Update, false) => "updated",
                 (FileStatus::Create, true) => "missing",
                 (FileStatus::Update, true) => "differs",
             };
-            if *status == FileStatus::Unchanged {
-                out.detail(&format!("  {verb:<9} {}", file.path));
-            } else {
-                out.info(&format!("  {verb:<9} {}", file.path));
-            }
+            let line = format!("  {verb:<9} {}", f.path);
+            if f.status == FileStatus::Unchanged { out.detail(&line) } else { out.info(&line) }
         }
-        if !args.check {
+        if !check {
             out.info(&format!(
-                "rendered {} files into `{}` ({} written, {} unchanged)",
-                plan.len(),
+                "rendered {total} {} into `{}` ({} written, {} unchanged{})",
+                nouns.rendered,
                 output_dir.display(),
                 changed.len(),
-                plan.len() - changed.len()
+                total - changed.len(),
+                nouns.note
             ));
         }
     }
-    if args.check {
-        if changed.is_empty() {
-            if !out.is_json() {
-                out.info(&format!("{} rendered files are up to date", plan.len()));
-            }
-            return Ok(super::OK);
-        }
-        let err = Error::Drift { files: changed };
-        if !out.is_json() {
-            out.error(&err);
-        }
-        return Ok(err.exit_code());
+    if !check {
+        return super::OK;
     }
-    Ok(super::OK)
+    if changed.is_empty() {
+        if !out.is_json() {
+            out.info(&format!("{total} {} are up to date", nouns.up_to_date));
+        }
+        return super::OK;
+    }
+    let err = Error::Drift { files: changed };
+    if !out.is_json() {
+        out.error(&err);
+    }
+    err.exit_code()
 }
 
 pub(super) fn status_of(path: &Path, file: &RenderedFile) -> FileStatus {
@@ -202,52 +215,10 @@ fn run_kubernetes(
             }
         }
     }
-    let changed: Vec<String> =
-        plan.iter().filter(|(_, s)| *s != FileStatus::Unchanged).map(|(m, _)| m.path.clone()).collect();
-    if out.is_json() {
-        out.json(&Report {
-            output_dir: &output_dir,
-            profiles: &stack.profiles,
-            shape: stack.shape.as_str(),
-            check: args.check,
-            files: plan.iter().map(|(m, s)| FilePlan { path: &m.path, status: *s }).collect(),
-        });
-    } else {
-        for (m, status) in &plan {
-            let verb = match (status, args.check) {
-                (FileStatus::Unchanged, _) => "unchanged",
-                (FileStatus::Create, false) => "created",
-                (FileStatus::Update, false) => "updated",
-                (FileStatus::Create, true) => "missing",
-                (FileStatus::Update, true) => "differs",
-            };
-            let line = format!("  {verb:<9} {}", m.path);
-            if *status == FileStatus::Unchanged { out.detail(&line) } else { out.info(&line) }
-        }
-        if !args.check {
-            out.info(&format!(
-                "rendered {} Kubernetes manifests into `{}` ({} written, {} unchanged; `{SECRET_FILE}` is private, mode 0600)",
-                plan.len(),
-                output_dir.display(),
-                changed.len(),
-                plan.len() - changed.len()
-            ));
-        }
-    }
-    if args.check {
-        if changed.is_empty() {
-            if !out.is_json() {
-                out.info(&format!("{} Kubernetes manifests are up to date", plan.len()));
-            }
-            return Ok(super::OK);
-        }
-        let err = Error::Drift { files: changed };
-        if !out.is_json() {
-            out.error(&err);
-        }
-        return Ok(err.exit_code());
-    }
-    Ok(super::OK)
+    let files = plan.iter().map(|(m, s)| FilePlan { path: &m.path, status: *s }).collect();
+    let note = format!("; `{SECRET_FILE}` is private, mode 0600");
+    let nouns = Nouns { rendered: "Kubernetes manifests", up_to_date: "Kubernetes manifests", note: &note };
+    Ok(report_render(out, stack, &output_dir, args.check, files, nouns))
 }
 
 /// The Secret manifest must not be readable by group or others.
