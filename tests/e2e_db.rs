@@ -23,7 +23,7 @@ const TEST_IMAGES: [(&str, &str); 4] = [
 ];
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    common::free_port()
 }
 
 fn docker(args: &[&str]) -> String {

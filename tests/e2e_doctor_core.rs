@@ -32,7 +32,7 @@ const PORT_KEYS: [&str; 4] =
     ["EXPOSE_DB_PORT", "EXPOSE_REDIS_PORT", "EXPOSE_WEAVIATE_PORT", "EXPOSE_WEAVIATE_GRPC_PORT"];
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    common::free_port()
 }
 
 /// Run `docker ARGS`, panic with its stderr when it fails, return stdout.

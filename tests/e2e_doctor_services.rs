@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::Command;
 
 use common::{Run, Test, require_docker, require_tool};
@@ -25,7 +24,7 @@ const TEST_IMAGES: [(&str, &str); 3] = [
 ];
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    common::free_port()
 }
 
 /// Run `docker ARGS`, panic with its stderr when it fails, return stdout.

@@ -25,7 +25,7 @@ const TEST_IMAGES: [(&str, &str); 4] = [
 
 /// A port nobody listens on right now: the kernel picks it, we release it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    common::free_port()
 }
 
 /// Run `docker ARGS`, panic with its stderr when it fails, return stdout.

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ const TEST_IMAGES: [(&str, &str); 3] = [
 ];
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    common::free_port()
 }
 
 fn docker(args: &[&str]) -> String {

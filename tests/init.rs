@@ -28,7 +28,7 @@ fn mode(path: &Path) -> u32 {
 
 /// A port nothing listens on right now (the OS picks it).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    common::free_port()
 }
 
 fn is_free(port: u16) -> bool {

@@ -172,3 +172,18 @@ impl Test {
         cmd
     }
 }
+
+/// A host port that is free now and was not handed to another test of this process. Tests run in parallel and
+/// the kernel may return a just-released port again; without this, two tests can publish the same port.
+pub fn free_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static HANDED_OUT: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let handed_out = HANDED_OUT.get_or_init(|| Mutex::new(HashSet::new()));
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if handed_out.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
