@@ -355,18 +355,9 @@ pub fn plan_gen(stack: &Stack, env: &DotEnv, rotate: &[String]) -> Result<Vec<Se
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
-    use crate::cli::GlobalArgs;
-    use crate::env_vars::EnvSnapshot;
-    use crate::project_file::ProjectFile;
-    use crate::settings::Settings;
 
     fn stack(profiles: &[&str]) -> Stack {
-        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
-        let file = ProjectFile::parse("ragctl.yaml", "shape: full\n").unwrap();
-        let settings =
-            Settings::resolve_with(&flags, &EnvSnapshot::default(), std::path::PathBuf::from("/p/x"), file).unwrap();
-        Stack::build(&settings, &Catalog::embedded().unwrap()).unwrap()
+        crate::stack::test_support::embedded_stack(profiles, "shape: full\n")
     }
 
     fn apply(env: &mut DotEnv, changes: &[SecretChange]) {

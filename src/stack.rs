@@ -541,6 +541,35 @@ pub fn derive_references(template: &str) -> impl Iterator<Item = &str> {
     template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
+/// Fixtures for unit tests of the modules built on the stack model.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Stack;
+    use crate::catalog::Catalog;
+    use crate::cli::GlobalArgs;
+    use crate::env_vars::EnvSnapshot;
+    use crate::project_file::ProjectFile;
+    use crate::settings::Settings;
+
+    /// The embedded profiles built for `profiles` and a `ragctl.yaml` text, project directory `/p/demo`.
+    pub fn embedded_stack(profiles: &[&str], ragctl_yaml: &str) -> Stack {
+        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let file = ProjectFile::parse("ragctl.yaml", ragctl_yaml).unwrap();
+        let settings =
+            Settings::resolve_with(&flags, &EnvSnapshot::default(), std::path::PathBuf::from("/p/demo"), file).unwrap();
+        Stack::build(&settings, &Catalog::embedded().unwrap()).unwrap()
+    }
+
+    /// `.env` values for tests: every secret-looking name gets `secret-<NAME>`, EXPOSE_DB_PORT is 6543.
+    pub fn fake_vars(name: &str) -> Option<String> {
+        match name {
+            "EXPOSE_DB_PORT" => Some("6543".into()),
+            n if ["PASSWORD", "KEY", "URL"].iter().any(|w| n.contains(w)) => Some(format!("secret-{n}")),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

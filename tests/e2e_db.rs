@@ -10,7 +10,6 @@ mod common;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Run, Test, require_docker};
@@ -27,9 +26,7 @@ fn free_port() -> u16 {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("run docker");
-    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::docker(args)
 }
 
 #[track_caller]

@@ -37,9 +37,7 @@ fn free_port() -> u16 {
 
 /// Run `docker ARGS`, panic with its stderr when it fails, return stdout.
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("run docker");
-    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::docker(args)
 }
 
 #[track_caller]

@@ -406,26 +406,13 @@ fn parse_cpus(s: &str, service: &str) -> Result<i64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
-    use crate::cli::GlobalArgs;
-    use crate::env_vars::EnvSnapshot;
-    use crate::project_file::ProjectFile;
-    use crate::settings::Settings;
 
     fn stack(profiles: &[&str], file: &str) -> Stack {
-        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
-        let file = ProjectFile::parse("ragctl.yaml", file).unwrap();
-        let settings =
-            Settings::resolve_with(&flags, &EnvSnapshot::default(), std::path::PathBuf::from("/p/demo"), file).unwrap();
-        Stack::build(&settings, &Catalog::embedded().unwrap()).unwrap()
+        crate::stack::test_support::embedded_stack(profiles, file)
     }
 
     fn vars(name: &str) -> Option<String> {
-        match name {
-            "EXPOSE_DB_PORT" => Some("6543".into()),
-            n if ["PASSWORD", "KEY", "URL"].iter().any(|w| n.contains(w)) => Some(format!("secret-{n}")),
-            _ => None,
-        }
+        crate::stack::test_support::fake_vars(name)
     }
 
     #[test]
