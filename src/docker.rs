@@ -71,6 +71,8 @@ pub struct ContainerStatus {
     pub ip_addresses: Vec<String>,
     pub started_at: Option<String>,
     pub restart_count: i64,
+    /// The container's environment (`KEY=value`), for probes that act as the container's own client.
+    pub env: Vec<String>,
 }
 
 // --- exec_captured's result ---
@@ -416,6 +418,7 @@ impl DockerClient {
             ip_addresses,
             started_at: state.started_at,
             restart_count: c.restart_count.unwrap_or(0),
+            env: c.config.and_then(|c| c.env).unwrap_or_default(),
         })
     }
 

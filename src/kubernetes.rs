@@ -375,7 +375,7 @@ impl<'a> Model<'a> {
             ReadinessProbe::Tcp(p) => {
                 ports.insert(*p);
             }
-            ReadinessProbe::Http { port, .. } => {
+            ReadinessProbe::Http { port, .. } | ReadinessProbe::Postgres(port) => {
                 ports.insert(*port);
             }
             _ => {}
@@ -614,6 +614,12 @@ impl<'a> Model<'a> {
             ReadinessProbe::Exec(cmd) => json!({ "exec": { "command": cmd } }),
             ReadinessProbe::Tcp(port) => json!({ "tcpSocket": { "port": port } }),
             ReadinessProbe::Http { port, path } => json!({ "httpGet": { "path": path, "port": port } }),
+            // The kubelet cannot speak the PostgreSQL protocol: pg_isready in the container decides the same way.
+            ReadinessProbe::Postgres(port) => {
+                let port_arg = if *port == 5432 { String::new() } else { format!(" -p {port}") };
+                let cmd = format!("pg_isready -h 127.0.0.1{port_arg} -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"");
+                json!({ "exec": { "command": ["sh", "-c", cmd] } })
+            }
             ReadinessProbe::Healthcheck => match hc {
                 Some(hc) => healthcheck_handler(hc)?,
                 None => return Err(no_probe(svc)),

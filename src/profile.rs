@@ -300,6 +300,11 @@ pub enum ReadinessProbe {
     Tcp(u16),
     /// An HTTP GET to the container port and path answers 2xx.
     Http { port: u16, path: String },
+    /// PostgreSQL on the container port accepts connections, decided as `pg_isready` decides: the server
+    /// answers a startup message with an authentication request or any error but "starting up / shutting
+    /// down" (57P03). Probed from ragctl over TCP, without exec, as the container's `POSTGRES_USER` /
+    /// `POSTGRES_DB`; the connection is closed at the authentication request, so the server logs nothing.
+    Postgres(u16),
     /// The container exited with this code (one-shot jobs).
     Exit(i64),
 }
@@ -319,6 +324,7 @@ struct ReadinessMap {
     tcp: Option<u16>,
     http: Option<HttpProbe>,
     exit: Option<i64>,
+    postgres: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,16 +338,17 @@ impl TryFrom<ReadinessDef> for ReadinessProbe {
     type Error = String;
 
     fn try_from(def: ReadinessDef) -> Result<Self, String> {
-        const EXPECTED: &str = "expected `healthcheck`, `started`, or one of {exec: [..]}, {tcp: PORT}, {http: {port, path}}, {exit: CODE}";
+        const EXPECTED: &str = "expected `healthcheck`, `started`, or one of {exec: [..]}, {tcp: PORT}, {http: {port, path}}, {exit: CODE}, {postgres: PORT}";
         match def {
             ReadinessDef::Keyword(k) if k == "healthcheck" => Ok(ReadinessProbe::Healthcheck),
             ReadinessDef::Keyword(k) if k == "started" => Ok(ReadinessProbe::Started),
             ReadinessDef::Keyword(k) => Err(format!("ready: unknown probe `{k}`; {EXPECTED}")),
-            ReadinessDef::Map(m) => match (m.exec, m.tcp, m.http, m.exit) {
-                (Some(cmd), None, None, None) if !cmd.is_empty() => Ok(ReadinessProbe::Exec(cmd)),
-                (None, Some(port), None, None) => Ok(ReadinessProbe::Tcp(port)),
-                (None, None, Some(h), None) => Ok(ReadinessProbe::Http { port: h.port, path: h.path }),
-                (None, None, None, Some(code)) => Ok(ReadinessProbe::Exit(code)),
+            ReadinessDef::Map(m) => match (m.exec, m.tcp, m.http, m.exit, m.postgres) {
+                (Some(cmd), None, None, None, None) if !cmd.is_empty() => Ok(ReadinessProbe::Exec(cmd)),
+                (None, Some(port), None, None, None) => Ok(ReadinessProbe::Tcp(port)),
+                (None, None, Some(h), None, None) => Ok(ReadinessProbe::Http { port: h.port, path: h.path }),
+                (None, None, None, Some(code), None) => Ok(ReadinessProbe::Exit(code)),
+                (None, None, None, None, Some(port)) => Ok(ReadinessProbe::Postgres(port)),
                 _ => Err(format!("ready: a probe needs exactly one kind; {EXPECTED}")),
             },
         }

@@ -205,8 +205,9 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     let expected: Vec<String> = MIDDLEWARE.iter().map(|s| format!("{}-{s}", project.name)).collect();
     assert_eq!(names, expected, "ps lists the three middleware containers: {ps:?}");
     assert!(ps.iter().all(|(_, state, _)| state == "running"), "all running right after up: {ps:?}");
-    project.await_all_healthy(&MIDDLEWARE);
 
+    // `up` proved PostgreSQL ready with its wire-level probe (no exec): a client connects at once, before Docker's
+    // own healthcheck has run, and the probe's connections left nothing in the server log.
     let select = Command::new(psql)
         .args(["-h", "127.0.0.1", "-p", &project.ports.db.to_string(), "-U", "postgres", "-d", "dify"])
         .args(["-tAc", "select 1"])
@@ -220,6 +221,11 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
         "SELECT 1 through the published port: {}",
         String::from_utf8_lossy(&select.stderr)
     );
+    let logs = Command::new("docker").args(["logs", &format!("{}-db_postgres-1", project.name)]).output().unwrap();
+    let db_log = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+    assert!(db_log.contains("ready to accept connections"), "the server log was read: {db_log}");
+    assert!(!db_log.contains("could not receive data from client"), "the readiness probe closes cleanly: {db_log}");
+    project.await_all_healthy(&MIDDLEWARE);
 
     project.ragctl(&["down", "--volumes", "-y"]).assert_status(0);
     assert_eq!(project.container_ids(), BTreeMap::new(), "no container of the project remains");

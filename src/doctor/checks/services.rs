@@ -1100,7 +1100,7 @@ fn service_port(stack: &Stack, service: &str) -> Option<u16> {
     let svc = stack.services.get(service)?;
     match &svc.ready {
         ReadinessProbe::Tcp(port) => Some(*port),
-        ReadinessProbe::Http { port, .. } => Some(*port),
+        ReadinessProbe::Http { port, .. } | ReadinessProbe::Postgres(port) => Some(*port),
         _ => WELL_KNOWN_PORTS
             .iter()
             .find(|(name, _)| *name == service)
