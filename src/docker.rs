@@ -131,6 +131,11 @@ impl DockerClient {
         Ok(DockerClient { inner, endpoint, api_version })
     }
 
+    /// Whether the engine runs on this host (a Unix socket), so container addresses are reachable from here.
+    pub fn is_local(&self) -> bool {
+        self.endpoint.starts_with("unix://") || self.endpoint.starts_with('/')
+    }
+
     pub async fn list_containers(&self, project: &str) -> Result<Vec<ObservedContainer>, Error> {
         let opts = ListContainersOptions { all: true, filters: Some(project_filter(project)), ..Default::default() };
         let list = self.inner.list_containers(Some(opts)).await.map_err(docker_err("list containers of", project))?;

@@ -368,6 +368,54 @@ fn an_unreachable_docker_host_exits_3_naming_the_endpoint() {
     }
 }
 
+/// Forward TCP connections on a free local port to the engine's Unix socket, so ragctl sees a `tcp://` engine
+/// (what a remote engine looks like to it). Returns the `DOCKER_HOST` value. The forwarder lives as long as the
+/// test process.
+fn tcp_engine_endpoint() -> String {
+    use std::os::unix::net::UnixStream;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else { continue };
+            let (mut client_r, mut engine_w) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_r, &mut engine_w);
+                let _ = engine_w.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut engine_r, mut client_w) = (engine, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut engine_r, &mut client_w);
+                let _ = client_w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    endpoint
+}
+
+#[test]
+fn through_a_tcp_engine_endpoint_readiness_is_proven_inside_the_containers() {
+    if !require_docker() {
+        return;
+    }
+    let Some(psql) = require_tool("psql", &[]) else { return };
+    // A remote engine's container addresses are not routable from ragctl's host: PostgreSQL's readiness is then
+    // pg_isready in the container, Weaviate's (HTTP) Docker's own healthcheck. The forwarder makes the engine
+    // look remote; that the addresses are still reachable here does not matter to the code path.
+    let endpoint = tcp_engine_endpoint();
+    let project = Project::with("tcp-engine", |t| t.env("DOCKER_HOST", &endpoint));
+    project.ragctl(&["up"]).assert_status(0);
+    let health = docker(&["inspect", "-f", "{{.State.Health.Status}}", &format!("{}-weaviate-1", project.name)]);
+    assert_eq!(health.trim(), "healthy", "HTTP readiness waited for Docker's healthcheck");
+    let select = Command::new(psql)
+        .args(["-h", "127.0.0.1", "-p", &project.ports.db.to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-tAc", "select 1"])
+        .env("PGPASSWORD", project.env_value("DB_PASSWORD"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&select.stdout).trim(), "1", "{}", String::from_utf8_lossy(&select.stderr));
+}
+
 /// A service that only becomes ready once the test creates `gate/open` in the project directory, so an `up`
 /// is guaranteed to still be waiting when it is interrupted.
 const GATED_PROFILE: &str = r#"name: gated

@@ -106,6 +106,22 @@ async fn probe_once(
     if status.running && status.health.as_deref() == Some("healthy") {
         return true;
     }
+    // A remote engine's container addresses are not routable from here: its own healthcheck decides TCP and
+    // HTTP readiness, and pg_isready in the container decides PostgreSQL's.
+    if !docker.is_local() {
+        match probe {
+            ReadinessProbe::Tcp(_) | ReadinessProbe::Http { .. } => return status.health.as_deref() == Some("healthy"),
+            ReadinessProbe::Postgres(port) => {
+                let (user, database) = postgres_identity(status);
+                let cmd: Vec<String> =
+                    ["pg_isready", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", database]
+                        .map(str::to_string)
+                        .to_vec();
+                return status.running && docker.exec(id, name, &cmd).await.is_ok_and(|code| code == 0);
+            }
+            _ => {}
+        }
+    }
     match probe {
         ReadinessProbe::Started => status.running,
         ReadinessProbe::Healthcheck => status.health.as_deref() == Some("healthy"),
@@ -128,13 +144,7 @@ async fn probe_once(
             false
         }
         ReadinessProbe::Postgres(port) => {
-            let env = |key: &str| {
-                let prefix = format!("{key}=");
-                status.env.iter().find_map(|e| e.strip_prefix(&prefix)).filter(|v| !v.is_empty())
-            };
-            // The official image's defaults: the superuser `postgres`, its database named after it.
-            let user = env("POSTGRES_USER").unwrap_or("postgres");
-            let database = env("POSTGRES_DB").unwrap_or(user);
+            let (user, database) = postgres_identity(status);
             for ip in &status.ip_addresses {
                 if postgres_accepting(ip, *port, user, database).await {
                     return true;
@@ -143,6 +153,17 @@ async fn probe_once(
             false
         }
     }
+}
+
+/// Who the PostgreSQL probe connects as: the container's `POSTGRES_USER` / `POSTGRES_DB`, else the official
+/// image's defaults (the superuser `postgres`, its database named after it).
+fn postgres_identity(status: &ContainerStatus) -> (&str, &str) {
+    let env = |key: &str| {
+        let prefix = format!("{key}=");
+        status.env.iter().find_map(|e| e.strip_prefix(&prefix)).filter(|v| !v.is_empty())
+    };
+    let user = env("POSTGRES_USER").unwrap_or("postgres");
+    (user, env("POSTGRES_DB").unwrap_or(user))
 }
 
 pub fn describe_probe(probe: &ReadinessProbe) -> String {
