@@ -55,6 +55,8 @@ pub struct ObservedContainer {
     pub ports: Vec<String>,
     /// Services this container's service depends on (from compose's depends_on label).
     pub depends_on: Vec<String>,
+    /// Ids of the networks it is attached to (kept while it is stopped, even if a network is removed meanwhile).
+    pub network_ids: Vec<String>,
 }
 
 /// The parts of `docker inspect` the engine and doctor read.
@@ -157,6 +159,11 @@ impl DockerClient {
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                     status: c.status.unwrap_or_default(),
                     created: c.created.unwrap_or(0),
+                    network_ids: c
+                        .network_settings
+                        .and_then(|n| n.networks)
+                        .map(|nets| nets.into_values().filter_map(|e| e.network_id).collect())
+                        .unwrap_or_default(),
                     depends_on: label(LABEL_DEPENDS_ON)
                         .split(',')
                         .filter_map(|d| d.split(':').next().filter(|s| !s.is_empty()).map(str::to_string))
@@ -205,9 +212,14 @@ impl DockerClient {
     }
 
     pub async fn list_networks(&self, project: &str) -> Result<Vec<String>, Error> {
+        Ok(self.list_networks_with_ids(project).await?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// The project's networks as (name, id).
+    pub async fn list_networks_with_ids(&self, project: &str) -> Result<Vec<(String, String)>, Error> {
         let opts = ListNetworksOptions { filters: Some(project_filter(project)) };
         let nets = self.inner.list_networks(Some(opts)).await.map_err(docker_err("list networks of", project))?;
-        Ok(nets.into_iter().filter_map(|n| n.name).collect())
+        Ok(nets.into_iter().filter_map(|n| Some((n.name?, n.id.unwrap_or_default()))).collect())
     }
 
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, Error> {

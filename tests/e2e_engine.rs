@@ -259,6 +259,37 @@ fn a_second_up_recreates_nothing_and_dry_run_has_nothing_to_do() {
 }
 
 #[test]
+fn stopped_containers_whose_network_was_pruned_are_recreated_by_the_next_up() {
+    if !require_docker() {
+        return;
+    }
+    // `docker network prune` removes the network of a stopped stack; Docker then cannot start its containers
+    // ("network ... not found"), so `up` must recreate them rather than start them.
+    let project = Project::new("pruned-net");
+    project.ragctl(&["up"]).assert_status(0);
+    let first = project.container_ids();
+    let ids: Vec<&str> = first.values().map(String::as_str).collect();
+    docker(&[&["stop"][..], &ids].concat());
+    for network in project.networks() {
+        docker(&["network", "rm", &network]);
+    }
+
+    let dry = project.ragctl(&["up", "--dry-run"]);
+    dry.assert_status(0);
+    assert_eq!(
+        dry.stdout.matches("recreate (its network was removed while it was stopped) container").count(),
+        3,
+        "{}",
+        dry.stdout
+    );
+    project.ragctl(&["up"]).assert_status(0);
+    let second = project.container_ids();
+    assert_eq!(second.keys().collect::<Vec<_>>(), first.keys().collect::<Vec<_>>(), "the same containers by name");
+    assert!(second.values().all(|id| !first.values().any(|old| old == id)), "each one recreated: {second:?}");
+    assert!(project.ps().iter().all(|(_, state, _)| state == "running"), "{:?}", project.ps());
+}
+
+#[test]
 fn changing_the_redis_port_recreates_only_redis() {
     if !require_docker() {
         return;

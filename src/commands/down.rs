@@ -152,6 +152,7 @@ mod tests {
             created: 0,
             ports: vec![],
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            network_ids: vec![],
         }
     }
 

@@ -170,13 +170,14 @@ async fn observe(docker: &DockerClient, desired: &crate::engine::spec::Desired) 
     );
     let (containers, networks, volumes, presence) = futures_util::try_join!(
         docker.list_containers(&desired.project),
-        docker.list_networks(&desired.project),
+        docker.list_networks_with_ids(&desired.project),
         docker.list_volumes(&desired.project),
         presence
     )?;
     Ok(Observed {
         containers,
-        networks,
+        network_ids: networks.iter().map(|(_, id)| id.clone()).collect(),
+        networks: networks.into_iter().map(|(name, _)| name).collect(),
         volumes,
         images_present: presence.into_iter().filter(|(_, p)| *p).map(|(i, _)| i).collect(),
     })

@@ -111,11 +111,11 @@ pub async fn apply_up(
         .iter()
         .filter(|c| matches!(c.action, ContainerAction::Create | ContainerAction::Recreate { .. }))
         .map(|step| async move {
-            if let ContainerAction::Recreate { id } = &step.action {
+            if let ContainerAction::Recreate { id, reason } = &step.action {
                 reporter.event(Event::Recreating {
                     service: step.service.clone(),
                     container: step.container.clone(),
-                    reason: "configuration changed".into(),
+                    reason: reason.describe().into(),
                 });
                 docker.stop(id, &step.container, None).await?;
                 docker.remove(id, &step.container).await?;

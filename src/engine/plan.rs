@@ -13,6 +13,8 @@ use crate::docker::ObservedContainer;
 pub struct Observed {
     pub containers: Vec<ObservedContainer>,
     pub networks: Vec<String>,
+    /// Ids of those networks.
+    pub network_ids: BTreeSet<String>,
     pub volumes: Vec<String>,
     /// Images of the desired state that are present locally.
     pub images_present: BTreeSet<String>,
@@ -41,10 +43,30 @@ pub enum ContainerAction {
         id: String,
     },
     Create,
-    /// Exists with another configuration: removed and created again.
+    /// Exists but cannot be kept: removed and created again.
     Recreate {
         id: String,
+        reason: RecreateReason,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecreateReason {
+    /// Its configuration hash differs from the desired one.
+    ConfigurationChanged,
+    /// It is stopped and one of its networks was removed meanwhile (`docker network prune`): Docker could not
+    /// start it again.
+    NetworkRemoved,
+}
+
+impl RecreateReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RecreateReason::ConfigurationChanged => "configuration changed",
+            RecreateReason::NetworkRemoved => "its network was removed while it was stopped",
+        }
+    }
 }
 
 #[derive(Clone, Serialize)]
@@ -107,11 +129,15 @@ impl Plan {
             }
         }
         for c in &self.containers {
+            let recreate;
             let what = match &c.action {
                 ContainerAction::Keep { .. } => "keep",
                 ContainerAction::Start { .. } => "start",
                 ContainerAction::Create => "create and start",
-                ContainerAction::Recreate { .. } => "recreate (configuration changed)",
+                ContainerAction::Recreate { reason, .. } => {
+                    recreate = format!("recreate ({})", reason.describe());
+                    &recreate
+                }
             };
             lines.push(format!("{what} container {}", c.container));
         }
@@ -143,8 +169,13 @@ pub fn plan_up(desired: &Desired, observed: &Observed, pull: PullPolicy, remove_
             let existing = observed.containers.iter().find(|o| o.service == spec.service && o.number == spec.number);
             let action = match existing {
                 None => ContainerAction::Create,
-                Some(o) if o.config_hash != spec.config_hash() => ContainerAction::Recreate { id: o.id.clone() },
+                Some(o) if o.config_hash != spec.config_hash() => {
+                    ContainerAction::Recreate { id: o.id.clone(), reason: RecreateReason::ConfigurationChanged }
+                }
                 Some(o) if o.state == "running" => ContainerAction::Keep { id: o.id.clone() },
+                Some(o) if o.network_ids.iter().any(|id| !observed.network_ids.contains(id)) => {
+                    ContainerAction::Recreate { id: o.id.clone(), reason: RecreateReason::NetworkRemoved }
+                }
                 Some(o) => ContainerAction::Start { id: o.id.clone() },
             };
             ContainerStep { service: spec.service.clone(), container: spec.name.clone(), action, spec: spec.clone() }
@@ -172,5 +203,63 @@ pub fn plan_up(desired: &Desired, observed: &Observed, pull: PullPolicy, remove_
         orphans,
         scale_down,
         remove_orphans,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::spec::desired;
+    use crate::stack::test_support::{embedded_stack, fake_vars};
+
+    fn observed_from(desired: &Desired, state: &str, network_ids: &[&str], existing: &[&str]) -> Observed {
+        Observed {
+            containers: desired
+                .containers
+                .iter()
+                .map(|c| ObservedContainer {
+                    id: format!("id-{}", c.name),
+                    name: c.name.clone(),
+                    service: c.service.clone(),
+                    number: c.number,
+                    config_hash: c.config_hash().to_string(),
+                    image: c.image.clone(),
+                    state: state.into(),
+                    status: String::new(),
+                    created: 0,
+                    ports: vec![],
+                    depends_on: vec![],
+                    network_ids: network_ids.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+            networks: desired.networks.iter().map(|n| n.name.clone()).collect(),
+            network_ids: existing.iter().map(|s| s.to_string()).collect(),
+            volumes: desired.volumes.iter().map(|v| v.name.clone()).collect(),
+            images_present: desired.containers.iter().map(|c| c.image.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_stopped_container_whose_network_was_removed_is_recreated_not_started() {
+        let stack = embedded_stack(&["weaviate"], "project: demo\n");
+        let desired = desired(&stack, &fake_vars, std::path::Path::new("/p/demo"), None).unwrap();
+        let actions = |o: &Observed| -> Vec<String> {
+            plan_up(&desired, o, PullPolicy::Missing, false)
+                .describe()
+                .into_iter()
+                .filter(|l| l.contains("container"))
+                .collect()
+        };
+        let intact = observed_from(&desired, "exited", &["net1"], &["net1"]);
+        assert!(actions(&intact).iter().all(|l| l.starts_with("start container")), "{:?}", actions(&intact));
+        let pruned = observed_from(&desired, "exited", &["net1"], &["net2"]);
+        assert!(
+            actions(&pruned).iter().all(|l| l.starts_with("recreate (its network was removed while it was stopped)")),
+            "{:?}",
+            actions(&pruned)
+        );
+        // A running container holds its network: there is nothing to recreate.
+        let running = observed_from(&desired, "running", &["net1"], &["net1"]);
+        assert!(plan_up(&desired, &running, PullPolicy::Missing, false).is_noop());
     }
 }
