@@ -162,7 +162,7 @@ impl DockerClient {
                     network_ids: c
                         .network_settings
                         .and_then(|n| n.networks)
-                        .map(|nets| nets.into_values().filter_map(|e| e.network_id).collect())
+                        .map(|nets| nets.into_values().filter_map(|e| e.network_id).filter(|id| !id.is_empty()).collect())
                         .unwrap_or_default(),
                     depends_on: label(LABEL_DEPENDS_ON)
                         .split(',')
@@ -288,6 +288,7 @@ impl DockerClient {
 
     /// Create (not start) a container. Engines before API 1.44 accept one network at create time, so the
     /// others are connected right after.
+    /// Create the container attached to its first network; [`Self::connect_extra_networks`] attaches the others.
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
         let endpoint = |_net: &str| EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() };
         let first = spec.networks.first().cloned().unwrap_or_default();
@@ -365,13 +366,17 @@ impl DockerClient {
             ..Default::default()
         };
         let opts = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
-        let id =
-            self.inner.create_container(Some(opts), body).await.map_err(docker_err("create container", &spec.name))?.id;
+        Ok(self.inner.create_container(Some(opts), body).await.map_err(docker_err("create container", &spec.name))?.id)
+    }
+
+    /// Attach a container made by [`Self::create_container`] (which attaches the first) to its other networks.
+    pub async fn connect_extra_networks(&self, id: &str, spec: &ContainerSpec) -> Result<(), Error> {
         for net in spec.networks.iter().skip(1) {
-            let req = NetworkConnectRequest { container: id.clone(), endpoint_config: Some(endpoint(net)) };
+            let endpoint_config = Some(EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() });
+            let req = NetworkConnectRequest { container: id.to_string(), endpoint_config };
             self.inner.connect_network(net, req).await.map_err(docker_err("connect container to network", net))?;
         }
-        Ok(id)
+        Ok(())
     }
 
     pub async fn start(&self, id: &str, name: &str) -> Result<(), Error> {

@@ -86,23 +86,34 @@ pub async fn apply_up(
     proven: &BTreeSet<String>,
 ) -> Result<Vec<ServiceOutcome>, Error> {
     let started = Instant::now();
-    let networks = plan.create_networks.iter().map(|n| async move {
-        docker.create_network(n).await?;
-        reporter.event(Event::NetworkCreated { name: n.name.clone() });
-        Ok::<(), Error>(())
-    });
-    let volumes = plan.create_volumes.iter().map(|v| async move {
+    // Volumes first: a container created with a named volume that does not exist yet would make Docker create
+    // it without the project's labels (and `down --volumes` would not find it). Creating one takes milliseconds.
+    try_join_all(plan.create_volumes.iter().map(|v| async move {
         docker.create_volume(v).await?;
         reporter.event(Event::VolumeCreated { name: v.name.clone() });
         Ok::<(), Error>(())
-    });
-    let (n, v) = futures_util::join!(try_join_all(networks), try_join_all(volumes));
-    n?;
-    v?;
+    }))
+    .await?;
     remove_containers(docker, &plan.scale_down, reporter, None).await?;
     if plan.remove_orphans {
         remove_containers(docker, &plan.orphans, reporter, None).await?;
     }
+
+    // Networks are created while the containers are: creating a bridge takes the engine ~100 ms of iptables
+    // work, and the engine resolves a container's network by name when it starts it. An engine that insists on
+    // the network at creation refuses the container; it is then created again once the networks exist.
+    let (networks_tx, networks_rx) = watch::channel(None::<bool>);
+    let networks = async {
+        let result = try_join_all(plan.create_networks.iter().map(|n| async move {
+            docker.create_network(n).await?;
+            reporter.event(Event::NetworkCreated { name: n.name.clone() });
+            Ok::<(), Error>(())
+        }))
+        .await;
+        let _ = networks_tx.send(Some(result.is_ok()));
+        result.map(|_| ())
+    };
+    let networks_rx = &networks_rx;
 
     // Creating does not start anything, so every container is created up front, in parallel: only `start`
     // waits for dependencies, and creation stays off the critical path (compose does the same).
@@ -120,12 +131,23 @@ pub async fn apply_up(
                 docker.stop(id, &step.container, None).await?;
                 docker.remove(id, &step.container).await?;
             }
-            let id = docker.create_container(&step.spec).await?;
+            let id = match docker.create_container(&step.spec).await {
+                Ok(id) => id,
+                Err(refused) if !networks_created(networks_rx).await => return Err(refused),
+                Err(_) => docker.create_container(&step.spec).await?,
+            };
+            if !networks_created(networks_rx).await {
+                return Err(Error::Deploy { message: "the project's networks were not created".into(), hint: None });
+            }
+            docker.connect_extra_networks(&id, &step.spec).await?;
             reporter
                 .event(Event::ContainerCreated { service: step.service.clone(), container: step.container.clone() });
             Ok::<_, Error>((step.container.clone(), id))
         });
-    let created: HashMap<String, String> = try_join_all(creations).await?.into_iter().collect();
+    let (networks, creations) = futures_util::join!(networks, try_join_all(creations));
+    // A network failure is the cause of any container failure it brought: report it first.
+    networks?;
+    let created: HashMap<String, String> = creations?.into_iter().collect();
     let created = &created;
 
     let mut services: Vec<&str> = Vec::new();
@@ -287,6 +309,12 @@ async fn run_service(
         changed,
         proven: keys,
     })
+}
+
+/// Wait until the plan's networks are created (true) or their creation failed (false).
+async fn networks_created(rx: &watch::Receiver<Option<bool>>) -> bool {
+    let mut rx = rx.clone();
+    matches!(rx.wait_for(Option::is_some).await.as_deref(), Ok(Some(true)))
 }
 
 /// Make the step's container run (it was created up front when it needed creating). Returns its id.
