@@ -162,7 +162,9 @@ impl DockerClient {
                     network_ids: c
                         .network_settings
                         .and_then(|n| n.networks)
-                        .map(|nets| nets.into_values().filter_map(|e| e.network_id).filter(|id| !id.is_empty()).collect())
+                        .map(|nets| {
+                            nets.into_values().filter_map(|e| e.network_id).filter(|id| !id.is_empty()).collect()
+                        })
                         .unwrap_or_default(),
                     depends_on: label(LABEL_DEPENDS_ON)
                         .split(',')

@@ -173,12 +173,22 @@ pub async fn apply_up(
         }
     }
 
+    let first = first_wave(plan);
     let tasks = services.iter().map(|service| {
         let steps: Vec<&ContainerStep> = plan.containers.iter().filter(|c| c.service == *service).collect();
         let tx = &senders[service];
         let receivers = &receivers;
         let must_wait = wait || awaited.contains_key(service);
+        let no_deps = steps.first().is_none_or(|s| s.spec.depends_on.is_empty());
+        let gate: Vec<watch::Receiver<ServiceState>> = if no_deps && !first.contains(*service) {
+            first.iter().filter_map(|f| receivers.get(f.as_str()).cloned()).collect()
+        } else {
+            Vec::new()
+        };
         async move {
+            for mut rx in gate {
+                let _ = rx.wait_for(|s| *s != ServiceState::Pending).await;
+            }
             let result =
                 run_service(docker, service, &steps, receivers, tx, must_wait, reporter, started, proven, created)
                     .await;
@@ -189,6 +199,39 @@ pub async fn apply_up(
         }
     });
     try_join_all(tasks).await
+}
+
+/// The services started first: of those that wait for nothing, the ones at the head of the longest chain of
+/// services waiting for each other. The other independent services start once these have started:
+/// starting containers contends for the engine and the CPU, and the longest chain decides when `up` is done.
+fn first_wave(plan: &Plan) -> BTreeSet<String> {
+    let waits_on = |c: &ContainerStep, dep: &str| c.spec.depends_on.iter().any(|(d, _)| d == dep);
+    // chain(s) = 1 + the longest chain among the services that wait for s (started, ready or completed).
+    fn chain<'a>(
+        service: &'a str,
+        plan: &'a Plan,
+        waits_on: &dyn Fn(&ContainerStep, &str) -> bool,
+        seen: &mut Vec<&'a str>,
+    ) -> usize {
+        if seen.contains(&service) {
+            return 0; // a cycle; ragctl rejects them before this point
+        }
+        seen.push(service);
+        let longest = plan
+            .containers
+            .iter()
+            .filter(|c| waits_on(c, service))
+            .map(|c| chain(&c.service, plan, waits_on, seen))
+            .max()
+            .unwrap_or(0);
+        seen.pop();
+        1 + longest
+    }
+    let roots: BTreeSet<&str> =
+        plan.containers.iter().filter(|c| c.spec.depends_on.is_empty()).map(|c| c.service.as_str()).collect();
+    let chains: Vec<(&str, usize)> = roots.iter().map(|r| (*r, chain(r, plan, &waits_on, &mut Vec::new()))).collect();
+    let longest = chains.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    chains.into_iter().filter(|(_, n)| *n == longest).map(|(s, _)| s.to_string()).collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -356,4 +399,39 @@ fn failure(step: &ContainerStep, not_ready: NotReady) -> Error {
         }
     }
     Error::Deploy { message, hint: Some(HINT_RERUN.into()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::{Observed, PullPolicy, plan_up};
+    use crate::engine::spec::desired;
+    use crate::stack::test_support::{embedded_stack, fake_vars};
+
+    fn plan(profiles: &[&str], file: &str) -> Plan {
+        let d = desired(&embedded_stack(profiles, file), &fake_vars, std::path::Path::new("/p/demo"), None).unwrap();
+        plan_up(&d, &Observed::default(), PullPolicy::Never, false)
+    }
+
+    #[test]
+    fn the_heads_of_the_longest_readiness_chain_start_first() {
+        // Full stack: the data services are waited on by the API, which nginx waits on: they start first.
+        let full = first_wave(&plan(&["app", "weaviate"], "project: demo\nshape: full\n"));
+        for head in ["db_postgres", "redis", "weaviate"] {
+            assert!(full.contains(head), "{head} heads the longest chain: {full:?}");
+        }
+        let p = plan(&["app", "weaviate"], "project: demo\nshape: full\n");
+        let later: Vec<&str> = p
+            .containers
+            .iter()
+            .filter(|c| c.spec.depends_on.is_empty() && !full.contains(&c.service))
+            .map(|c| c.service.as_str())
+            .collect();
+        // ssrf_proxy heads a shorter chain (sandbox waits for it, nothing waits for sandbox): it starts once the
+        // first wave has.
+        assert!(later.contains(&"ssrf_proxy") && later.contains(&"web"), "{later:?}");
+        // Middleware only: nothing waits on anything, so every service is in the first wave.
+        let middleware = first_wave(&plan(&["weaviate"], "project: demo\n"));
+        assert_eq!(middleware.into_iter().collect::<Vec<_>>(), ["db_postgres", "redis", "weaviate"]);
+    }
 }
