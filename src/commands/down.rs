@@ -93,9 +93,11 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
     let runtime = super::runtime()?;
     let result = runtime.block_on(super::interruptible(async {
         let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
-        let containers = docker.list_containers(&project).await?;
+        // Networks are listed with the containers (one round trip less once they are gone): `down` holds the
+        // project lock, so no `up` of this project adds one meanwhile.
+        let (containers, networks) =
+            futures_util::try_join!(docker.list_containers(&project), docker.list_networks(&project))?;
         remove_in_dependency_order(&docker, &containers, rep.as_ref(), args.timeout).await?;
-        let networks = docker.list_networks(&project).await?;
         futures_util::future::try_join_all(networks.iter().map(|n| async {
             docker.remove_network(n).await?;
             rep.event(Event::Removed { kind: "network".into(), name: n.clone() });
