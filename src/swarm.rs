@@ -74,6 +74,9 @@ const UPDATE_MONITOR_NS: i64 = 5_000_000_000;
 const HINT_RERUN: &str =
     "fix the cause, then run `ragctl up --target swarm` again: it updates only the services that differ";
 
+/// Present when the kernel has IPVS, which the ingress routing mesh and virtual IPs need.
+const IPVS_PROC: &str = "/proc/sys/net/ipv4/vs";
+
 /// How published ports and service addresses are routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -981,6 +984,16 @@ pub fn up(
     let result = runtime.block_on(crate::commands::interruptible(async {
         let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
         require_manager(&docker).await?;
+        if routing == Routing::Mesh && docker.is_local() && !std::path::Path::new(IPVS_PROC).exists() {
+            return Err(Error::Deploy {
+                message: format!(
+                    "this node's kernel has no IPVS ({IPVS_PROC} is missing): Swarm's ingress routing mesh and the services' virtual IPs would not route, so the stack could not reach itself"
+                ),
+                hint: Some(format!(
+                    "load the kernel module (`modprobe ip_vs`), or set {RAGCTL_SWARM_ROUTING}=host: ports on the node running each task, DNS round robin between tasks"
+                )),
+            });
+        }
         let data_nodes = docker.count_swarm_nodes_labelled(DATA_NODE_LABEL, "true").await? > 0;
         let swarm = swarm_desired(stack, desired, vars, SwarmFacts { routing, data_nodes });
         let observed = observe(&docker, &swarm.project).await?;
