@@ -7,41 +7,9 @@
 
 mod common;
 
-use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Run, Test, require_docker};
-
-const TEST_IMAGES: [(&str, &str); 4] = [
-    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_DB_POSTGRES_REPLICA", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
-    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
-];
-
-fn free_port() -> u16 {
-    common::free_port()
-}
-
-fn docker(args: &[&str]) -> String {
-    common::docker(args)
-}
-
-#[track_caller]
-fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
+use common::{Run, Test, await_condition, docker, free_port, require_docker, tcp_engine_endpoint};
 
 /// A stack of one test: scratch directory, unique project name, free ports; dropped with `down --volumes`.
 struct Project {
@@ -60,10 +28,7 @@ impl Project {
             free_port(),
             free_port()
         );
-        let mut test = Test::new().file("ragctl.yaml", &ragctl_yaml);
-        for (key, image) in TEST_IMAGES {
-            test = test.env(key, image);
-        }
+        let test = Test::new().file("ragctl.yaml", &ragctl_yaml).with_test_images();
         Project { name, test, db_port }
     }
 
@@ -103,13 +68,8 @@ impl Project {
 
     /// A second `Test` on the same project directory (for extra environment), leaving the original untouched.
     fn test_clone(&self) -> Test {
-        let mut test = Test::new();
         // Run in this project's directory: same ragctl.yaml and .env.
-        test = test.env("RAGCTL_PROJECT_DIR", self.test.path().to_str().unwrap());
-        for (key, image) in TEST_IMAGES {
-            test = test.env(key, image);
-        }
-        test
+        Test::new().env("RAGCTL_PROJECT_DIR", self.test.path().to_str().unwrap()).with_test_images()
     }
 }
 
@@ -119,45 +79,6 @@ impl Drop for Project {
         if down.status != 0 {
             eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
         }
-    }
-}
-
-/// A TCP endpoint in front of the local Docker socket: to ragctl, a remote engine, whose published ports and
-/// container addresses it must not assume it can reach (so it queries through docker exec).
-fn remote_engine_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else { continue };
-            let pipe = |mut from: Box<dyn io::Read + Send>, mut to: Box<dyn io::Write + Send>| {
-                std::thread::spawn(move || {
-                    let _ = io::copy(&mut from, &mut to);
-                })
-            };
-            let (c2, e2) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
-            pipe(Box::new(client), Box::new(engine));
-            pipe(Box::new(e2), Box::new(ShutdownOnDrop(c2)));
-        }
-    });
-    endpoint
-}
-
-/// Closes the client's write side when the engine's answer ends.
-struct ShutdownOnDrop(TcpStream);
-
-impl io::Write for ShutdownOnDrop {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl Drop for ShutdownOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.shutdown(std::net::Shutdown::Write);
     }
 }
 
@@ -199,7 +120,7 @@ fn db_check_reports_version_route_and_facts_through_the_published_port_and_docke
     }
 
     // A remote engine: neither the published port nor the container address is assumed reachable.
-    let remote = remote_engine_endpoint();
+    let remote = tcp_engine_endpoint();
     let run = project.test_clone().env("DOCKER_HOST", &remote).run(["-p", &project.name, "db", "check"]);
     run.assert_status(0);
     assert!(run.stdout.starts_with("PostgreSQL 15."), "{}", run.stdout);
@@ -239,7 +160,7 @@ fn a_wrong_password_is_told_apart_and_names_db_password_on_every_route() {
         "wrong_password"
     );
 
-    let remote = remote_engine_endpoint();
+    let remote = tcp_engine_endpoint();
     let run = project.test_clone().env("DOCKER_HOST", &remote).run(["-p", &project.name, "db", "check"]);
     run.assert_status(1);
     assert!(run.stdout.contains("through docker exec in") && run.stdout.contains("SQLSTATE 28P01"), "{}", run.stdout);

@@ -14,45 +14,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Run, Test, require_docker};
+use common::{Run, Test, await_condition, docker, free_port, require_docker};
 
 const LABEL_PROJECT: &str = "com.docker.compose.project";
-
-/// The test images standing in for the registry images of the default stack.
-const TEST_IMAGES: [(&str, &str); 3] = [
-    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
-    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
-];
 
 /// The `.env` keys of the default stack's published ports.
 const PORT_KEYS: [&str; 4] =
     ["EXPOSE_DB_PORT", "EXPOSE_REDIS_PORT", "EXPOSE_WEAVIATE_PORT", "EXPOSE_WEAVIATE_GRPC_PORT"];
-
-fn free_port() -> u16 {
-    common::free_port()
-}
-
-/// Run `docker ARGS`, panic with its stderr when it fails, return stdout.
-fn docker(args: &[&str]) -> String {
-    common::docker(args)
-}
-
-#[track_caller]
-fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
 
 /// One check's result as `doctor --format json` reports it.
 #[derive(Debug)]
@@ -140,10 +110,7 @@ impl Project {
         configure: impl FnOnce(Test) -> Test,
     ) -> Project {
         let listed: String = ports.iter().map(|(k, p)| format!("  {k}: {p}\n")).collect();
-        let mut test = Test::new().file("ragctl.yaml", &format!("ports:\n{listed}{extra_yaml}"));
-        for (key, image) in TEST_IMAGES {
-            test = test.env(key, image);
-        }
+        let test = Test::new().file("ragctl.yaml", &format!("ports:\n{listed}{extra_yaml}")).with_test_images();
         Project { name, test: configure(test), ports }
     }
 

@@ -12,25 +12,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::{Run, Test, require_docker, require_tool};
+use common::{Run, Test, docker, free_port, require_docker, require_tool};
 
 const LABEL_PROJECT: &str = "com.docker.compose.project";
-
-/// The test images standing in for the registry images of the default stack.
-const TEST_IMAGES: [(&str, &str); 3] = [
-    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
-    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
-];
-
-fn free_port() -> u16 {
-    common::free_port()
-}
-
-/// Run `docker ARGS`, panic with its stderr when it fails, return stdout.
-fn docker(args: &[&str]) -> String {
-    common::docker(args)
-}
 
 /// One check's result as `doctor --format json` reports it.
 #[derive(Debug)]
@@ -77,10 +61,7 @@ impl Stack {
             free_port(),
             free_port()
         );
-        let mut test = Test::new().file("ragctl.yaml", &ragctl_yaml);
-        for (key, image) in TEST_IMAGES {
-            test = test.env(key, image);
-        }
+        let test = Test::new().file("ragctl.yaml", &ragctl_yaml).with_test_images();
         Stack { name, test: configure(test), extra_networks: Vec::new() }
     }
 

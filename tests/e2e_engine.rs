@@ -11,42 +11,9 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, Test, require_docker, require_tool};
+use common::{Run, Test, await_condition, docker, free_port, require_docker, require_tool, tcp_engine_endpoint};
 
 const LABEL_PROJECT: &str = "com.docker.compose.project";
-
-/// The test images standing in for the registry images of the default stack.
-const TEST_IMAGES: [(&str, &str); 4] = [
-    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_DB_POSTGRES_REPLICA", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
-    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
-];
-
-/// A port nobody listens on right now: the kernel picks it, we release it.
-fn free_port() -> u16 {
-    common::free_port()
-}
-
-/// Run `docker ARGS`, panic with its stderr when it fails, return stdout.
-fn docker(args: &[&str]) -> String {
-    common::docker(args)
-}
-
-/// Poll `probe` until it yields a value or `limit` passes; the panic says what was awaited and what was last seen.
-#[track_caller]
-fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
 
 struct HostPorts {
     db: u16,
@@ -77,10 +44,7 @@ impl Project {
             free_port(),
             free_port()
         );
-        let mut test = Test::new().file("ragctl.yaml", &ragctl_yaml);
-        for (key, image) in TEST_IMAGES {
-            test = test.env(key, image);
-        }
+        let test = Test::new().file("ragctl.yaml", &ragctl_yaml).with_test_images();
         Project { name, test: configure(test), ports }
     }
 
@@ -397,31 +361,6 @@ fn an_unreachable_docker_host_exits_3_naming_the_endpoint() {
         run.assert_status(3);
         assert!(run.stderr.contains(&endpoint), "`{}` names {endpoint}:\n{}", command.join(" "), run.stderr);
     }
-}
-
-/// Forward TCP connections on a free local port to the engine's Unix socket, so ragctl sees a `tcp://` engine
-/// (what a remote engine looks like to it). Returns the `DOCKER_HOST` value. The forwarder lives as long as the
-/// test process.
-fn tcp_engine_endpoint() -> String {
-    use std::os::unix::net::UnixStream;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else { continue };
-            let (mut client_r, mut engine_w) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut client_r, &mut engine_w);
-                let _ = engine_w.shutdown(std::net::Shutdown::Write);
-            });
-            let (mut engine_r, mut client_w) = (engine, client);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut engine_r, &mut client_w);
-                let _ = client_w.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    endpoint
 }
 
 #[test]

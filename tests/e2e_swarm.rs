@@ -15,23 +15,9 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use common::{Run, Test, require_docker, require_tool};
+use common::{Run, Test, docker, free_port, require_docker, require_tool};
 
 const NAMESPACE: &str = "com.docker.stack.namespace";
-
-const TEST_IMAGES: [(&str, &str); 3] = [
-    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
-    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
-    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
-];
-
-fn free_port() -> u16 {
-    common::free_port()
-}
-
-fn docker(args: &[&str]) -> String {
-    common::docker(args)
-}
 
 fn swarm_state() -> String {
     docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).trim().to_string()
@@ -84,10 +70,8 @@ impl SwarmProject {
             free_port(),
             free_port()
         );
-        let mut test = Test::new().file("ragctl.yaml", &ragctl_yaml).env("RAGCTL_SWARM_ROUTING", routing());
-        for (key, image) in TEST_IMAGES {
-            test = test.env(key, image);
-        }
+        let test =
+            Test::new().file("ragctl.yaml", &ragctl_yaml).env("RAGCTL_SWARM_ROUTING", routing()).with_test_images();
         SwarmProject { name, test: configure(test), db_port }
     }
 

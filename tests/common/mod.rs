@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub fn ragctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ragctl"))
@@ -78,23 +79,12 @@ impl Test {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut cmd = Command::new(ragctl_bin());
-        cmd.current_dir(self.dir.path());
-        cmd.args(self.args.iter());
-        cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
-        // Hermetic: none of the developer's RAGCTL_* / COMPOSE_* settings leak in.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == "NO_COLOR" || k == "DOCKER_HOST" {
-                cmd.env_remove(k);
-            }
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        if self.stdin_null {
-            cmd.stdin(std::process::Stdio::null());
-        }
-        let Output { status, stdout, stderr } = cmd.output().expect("run ragctl");
+        Run::from(self.command(args).output().expect("run ragctl"))
+    }
+}
+
+impl From<Output> for Run {
+    fn from(Output { status, stdout, stderr }: Output) -> Run {
         Run {
             status: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -158,6 +148,7 @@ impl Test {
         cmd.current_dir(self.dir.path());
         cmd.args(self.args.iter());
         cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
+        // Hermetic: none of the developer's RAGCTL_* / COMPOSE_* settings leak in.
         for (k, _) in std::env::vars() {
             if k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == "NO_COLOR" || k == "DOCKER_HOST" {
                 cmd.env_remove(k);
@@ -193,4 +184,62 @@ pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("run docker");
     assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Poll `probe` until it yields a value or `limit` passes; the panic says what was awaited and what was last seen.
+/// End-to-end tests wait for conditions, never for a fixed time.
+#[track_caller]
+pub fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The local test images (tests/images) standing in for the registry images of the stacks the end-to-end tests
+/// run. An override names a service; one for a service the project does not run is ignored.
+pub const TEST_IMAGES: [(&str, &str); 4] = [
+    ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
+    ("RAGCTL_IMAGE_DB_POSTGRES_REPLICA", "ragctl-test/postgres:15"),
+    ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
+    ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
+];
+
+impl Test {
+    /// Run every service with its local test image ([`TEST_IMAGES`]).
+    pub fn with_test_images(self) -> Test {
+        TEST_IMAGES.iter().fold(self, |test, (key, image)| test.env(key, image))
+    }
+}
+
+/// Forward TCP connections on a free local port to the engine's Unix socket, so ragctl sees a `tcp://` engine:
+/// what a remote engine looks like to it, whose published ports and container addresses it must not assume it
+/// can reach. Returns the `DOCKER_HOST` value. The forwarder lives as long as the test process.
+pub fn tcp_engine_endpoint() -> String {
+    use std::net::{Shutdown, TcpListener};
+    use std::os::unix::net::UnixStream;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else { continue };
+            let (mut client_r, mut engine_w) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_r, &mut engine_w);
+                let _ = engine_w.shutdown(Shutdown::Write);
+            });
+            let (mut engine_r, mut client_w) = (engine, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut engine_r, &mut client_w);
+                let _ = client_w.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    endpoint
 }
