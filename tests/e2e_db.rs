@@ -9,77 +9,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Run, Test, await_condition, docker, free_port, require_docker, tcp_engine_endpoint};
+use common::{Check, Project, Test, await_condition, docker, doctor, free_port, require_docker, tcp_engine_endpoint};
 
-/// A stack of one test: scratch directory, unique project name, free ports; dropped with `down --volumes`.
-struct Project {
-    name: String,
-    test: Test,
-    db_port: u16,
+/// `doctor --check ID --format json` on the project, with extra environment: the check's result.
+fn doctor_check(project: &Project, id: &str, env: &[(&str, &str)]) -> Check {
+    let test = env.iter().fold(test_clone(project), |test, (k, v)| test.env(k, v));
+    let mut checks = doctor(&test, &["-p", &project.name], &[id]);
+    checks.remove(id).unwrap_or_else(|| panic!("no `{id}` in doctor's report: {checks:#?}"))
 }
 
-impl Project {
-    fn new(test_name: &str) -> Project {
-        let name = format!("e2edb-{test_name}-{}", std::process::id());
-        let db_port = free_port();
-        let ragctl_yaml = format!(
-            "ports:\n  EXPOSE_DB_PORT: {db_port}\n  EXPOSE_REDIS_PORT: {}\n  EXPOSE_WEAVIATE_PORT: {}\n  EXPOSE_WEAVIATE_GRPC_PORT: {}\n",
-            free_port(),
-            free_port(),
-            free_port()
-        );
-        let test = Test::new().file("ragctl.yaml", &ragctl_yaml).with_test_images();
-        Project { name, test, db_port }
-    }
-
-    fn ragctl(&self, args: &[&str]) -> Run {
-        self.test.run(["-p", &self.name].iter().chain(args))
-    }
-
-    fn container(&self, service: &str) -> String {
-        format!("{}-{service}-1", self.name)
-    }
-
-    /// Replace (or add) `key=value` in the project's `.env`.
-    fn set_env(&self, key: &str, value: &str) {
-        let env = self.test.read(".env");
-        let mut lines: Vec<String> =
-            env.lines().filter(|l| !l.starts_with(&format!("{key}="))).map(String::from).collect();
-        lines.push(format!("{key}={value}"));
-        std::fs::write(self.test.path().join(".env"), lines.join("\n") + "\n").unwrap();
-    }
-
-    /// `doctor --check ID --format json`: the check's (status, detail, hint).
-    fn doctor_check(&self, id: &str, env: &[(&str, &str)]) -> (String, String, String) {
-        let mut test = self.test_clone();
-        for (k, v) in env {
-            test = test.env(k, v);
-        }
-        let run = test.run(["-p", &self.name, "doctor", "--check", id, "--format", "json"]);
-        let json = run.json();
-        let check = json["checks"]
-            .as_array()
-            .and_then(|checks| checks.iter().find(|c| c["id"] == id))
-            .unwrap_or_else(|| panic!("no `{id}` in doctor's report:\n{}", run.stdout))
-            .clone();
-        let field = |k: &str| check[k].as_str().unwrap_or_default().to_string();
-        (field("status"), field("detail"), field("hint"))
-    }
-
-    /// A second `Test` on the same project directory (for extra environment), leaving the original untouched.
-    fn test_clone(&self) -> Test {
-        // Run in this project's directory: same ragctl.yaml and .env.
-        Test::new().env("RAGCTL_PROJECT_DIR", self.test.path().to_str().unwrap()).with_test_images()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let down = self.ragctl(&["down", "--volumes", "-y"]);
-        if down.status != 0 {
-            eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
-        }
-    }
+/// A second `Test` on the project's directory (same ragctl.yaml and .env), for extra environment, leaving the
+/// project's own untouched.
+fn test_clone(project: &Project) -> Test {
+    Test::new().env("RAGCTL_PROJECT_DIR", project.test.path().to_str().unwrap()).with_test_images()
 }
 
 #[test]
@@ -94,7 +36,11 @@ fn db_check_reports_version_route_and_facts_through_the_published_port_and_docke
     run.assert_status(0);
     assert!(run.stdout.starts_with("PostgreSQL 15."), "{}", run.stdout);
     assert!(run.stdout.contains("(major 15, image ragctl-test/postgres:15 → supported)"), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("route: published port 127.0.0.1:{}\n", project.db_port)), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("route: published port 127.0.0.1:{}\n", project.ports["EXPOSE_DB_PORT"])),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("data directory: /var/lib/postgresql/data/pgdata (PG_VERSION 15, image major 15)"));
     assert!(run.stdout.contains("extensions: plpgsql"), "{}", run.stdout);
     assert!(run.stdout.contains("connections: ") && run.stdout.contains(" of 100 in use"), "{}", run.stdout);
@@ -107,7 +53,7 @@ fn db_check_reports_version_route_and_facts_through_the_published_port_and_docke
     assert_eq!(pg["server"]["major"], 15);
     assert!(pg["server"]["version"].as_str().unwrap().starts_with("PostgreSQL 15."), "{report}");
     assert_eq!(pg["route"]["kind"], "published_port");
-    assert_eq!(pg["route"]["address"], format!("127.0.0.1:{}", project.db_port));
+    assert_eq!(pg["route"]["address"], format!("127.0.0.1:{}", project.ports["EXPOSE_DB_PORT"]));
     assert_eq!((pg["image"]["major"].clone(), pg["min_major"].clone()), (15.into(), 14.into()));
     assert_eq!(pg["data_dir"]["pg_version"], 15);
     assert_eq!(pg["connections"]["max"], 100);
@@ -115,13 +61,13 @@ fn db_check_reports_version_route_and_facts_through_the_published_port_and_docke
     assert_eq!(pg["container"], project.container("db_postgres"));
 
     for id in ["postgres.version", "postgres.data_dir", "postgres.connections"] {
-        let (status, detail, _) = project.doctor_check(id, &[]);
+        let Check { status, detail, .. } = doctor_check(&project, id, &[]);
         assert_eq!(status, "pass", "{id}: {detail}");
     }
 
     // A remote engine: neither the published port nor the container address is assumed reachable.
     let remote = tcp_engine_endpoint();
-    let run = project.test_clone().env("DOCKER_HOST", &remote).run(["-p", &project.name, "db", "check"]);
+    let run = test_clone(&project).env("DOCKER_HOST", &remote).run(["-p", &project.name, "db", "check"]);
     run.assert_status(0);
     assert!(run.stdout.starts_with("PostgreSQL 15."), "{}", run.stdout);
     assert!(
@@ -139,14 +85,14 @@ fn a_wrong_password_is_told_apart_and_names_db_password_on_every_route() {
     let project = Project::new("password");
     project.ragctl(&["up"]).assert_status(0);
     // The data directory keeps the password it was initialised with; .env now says another.
-    project.set_env("DB_PASSWORD", "NotTheInitialPassword0123456789ab");
+    project.test.set_dotenv("DB_PASSWORD", "NotTheInitialPassword0123456789ab");
 
     let run = project.ragctl(&["db", "check"]);
     run.assert_status(1);
     assert!(
         run.stdout.contains(&format!(
             "failed to authenticate as `postgres` to `db_postgres` through published port 127.0.0.1:{}: password authentication failed (SQLSTATE 28P01)",
-            project.db_port
+            project.ports["EXPOSE_DB_PORT"]
         )),
         "{}",
         run.stdout
@@ -161,18 +107,18 @@ fn a_wrong_password_is_told_apart_and_names_db_password_on_every_route() {
     );
 
     let remote = tcp_engine_endpoint();
-    let run = project.test_clone().env("DOCKER_HOST", &remote).run(["-p", &project.name, "db", "check"]);
+    let run = test_clone(&project).env("DOCKER_HOST", &remote).run(["-p", &project.name, "db", "check"]);
     run.assert_status(1);
     assert!(run.stdout.contains("through docker exec in") && run.stdout.contains("SQLSTATE 28P01"), "{}", run.stdout);
 
-    let (status, detail, hint) = project.doctor_check("postgres.version", &[]);
+    let Check { status, detail, hint } = doctor_check(&project, "postgres.version", &[]);
     assert_eq!(status, "fail", "{detail}");
     assert!(detail.contains("password authentication failed"), "{detail}");
     assert!(hint.contains("DB_PASSWORD") && hint.contains("ragctl secret list --show"), "{hint}");
 
     // A missing database is another error, with another fix.
-    project.set_env("DB_PASSWORD", &project_password(&project));
-    project.set_env("DB_DATABASE", "nosuchdb");
+    project.test.set_dotenv("DB_PASSWORD", &project_password(&project));
+    project.test.set_dotenv("DB_DATABASE", "nosuchdb");
     let run = project.ragctl(&["db", "check"]);
     run.assert_status(1);
     assert!(run.stdout.contains("failed to open database `nosuchdb` on `db_postgres`"), "{}", run.stdout);
@@ -210,7 +156,7 @@ fn a_stopped_or_missing_container_is_a_clear_error_naming_ragctl_up() {
         run.stdout
     );
     assert!(run.stdout.contains("hint: run `ragctl up` to start it"), "{}", run.stdout);
-    let (status, _, hint) = project.doctor_check("postgres.version", &[]);
+    let Check { status, hint, .. } = doctor_check(&project, "postgres.version", &[]);
     assert_eq!((status.as_str(), hint.contains("ragctl up")), ("fail", true), "{hint}");
 
     project.ragctl(&["down", "-y"]).assert_status(0);
@@ -233,7 +179,7 @@ fn a_data_directory_of_another_major_fails_postgres_data_dir_with_the_upgrade_hi
     project.ragctl(&["up"]).assert_status(0);
     docker(&["exec", &project.container("db_postgres"), "sh", "-c", "echo 14 > \"$PGDATA/PG_VERSION\""]);
 
-    let (status, detail, hint) = project.doctor_check("postgres.data_dir", &[]);
+    let Check { status, detail, hint } = doctor_check(&project, "postgres.data_dir", &[]);
     assert_eq!(status, "fail", "{detail}");
     assert!(detail.contains("initialised by PostgreSQL 14 but the image `ragctl-test/postgres:15` runs PostgreSQL 15"));
     assert!(hint.contains("pg_upgrade") && hint.contains("ragctl down --volumes"), "{hint}");
@@ -272,8 +218,8 @@ fn pg_cluster_reports_every_replica_streaming_and_in_recovery() {
         "{}",
         run.stdout
     );
-    let (status, detail, _) =
-        project.doctor_check("postgres.replication", &[("RAGCTL_PROFILES", "weaviate,pg_cluster")]);
+    let Check { status, detail, .. } =
+        doctor_check(&project, "postgres.replication", &[("RAGCTL_PROFILES", "weaviate,pg_cluster")]);
     assert_eq!(status, "pass", "{detail}");
 }
 

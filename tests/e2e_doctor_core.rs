@@ -5,7 +5,7 @@
 //! that fixes it.
 //!
 //! File checks run in a scratch directory and need no Docker. Engine checks run a real stack of the local test
-//! images (tests/images) under a unique project name (`e2ecore-<test>-<pid>`) on free host ports; the [`Project`]
+//! images (tests/images) under a unique project name (`e2e-<test>-<pid>`) on free host ports; the [`Project`]
 //! guard runs `ragctl down --volumes -y` and removes whatever is still labelled with the project. Nothing sleeps
 //! where a condition can be awaited.
 
@@ -16,64 +16,9 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Run, Test, await_condition, docker, free_port, require_docker};
-
-const LABEL_PROJECT: &str = "com.docker.compose.project";
-
-/// The `.env` keys of the default stack's published ports.
-const PORT_KEYS: [&str; 4] =
-    ["EXPOSE_DB_PORT", "EXPOSE_REDIS_PORT", "EXPOSE_WEAVIATE_PORT", "EXPOSE_WEAVIATE_GRPC_PORT"];
-
-/// One check's result as `doctor --format json` reports it.
-#[derive(Debug)]
-struct Check {
-    status: String,
-    detail: String,
-    hint: String,
-}
-
-/// `doctor --format json` as id → result; the exit status agrees with the report (1 iff a check failed).
-fn checks_of(run: &Run) -> BTreeMap<String, Check> {
-    let json = run.json();
-    let checks: BTreeMap<String, Check> = json["checks"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no checks array:\n{}", run.stdout))
-        .iter()
-        .map(|c| {
-            let field = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-            (field("id"), Check { status: field("status"), detail: field("detail"), hint: field("hint") })
-        })
-        .collect();
-    let any_failed = checks.values().any(|c| c.status == "fail");
-    run.assert_status(if any_failed { 1 } else { 0 });
-    checks
-}
-
-/// `ragctl [GLOBAL..] doctor --check IDS --format json` in a scratch project.
-fn doctor(test: &Test, global: &[&str], ids: &[&str]) -> BTreeMap<String, Check> {
-    let ids = ids.join(",");
-    checks_of(&test.run(global.iter().copied().chain(["doctor", "--check", &ids, "--format", "json"])))
-}
-
-#[track_caller]
-fn assert_check(checks: &BTreeMap<String, Check>, id: &str, status: &str, detail_has: &[&str], hint_has: &[&str]) {
-    let c = checks.get(id).unwrap_or_else(|| panic!("{id} not in the report: {checks:#?}"));
-    assert_eq!(c.status, status, "{id}: {c:#?}");
-    for s in detail_has {
-        assert!(c.detail.contains(s), "{id} detail lacks {s:?}: {c:#?}");
-    }
-    for s in hint_has {
-        assert!(c.hint.contains(s), "{id} hint lacks {s:?}: {c:#?}");
-    }
-}
-
-/// Replace (or add) `key=value` in `.env`, as an operator editing it by hand would; the file keeps its mode.
-fn set_env(test: &Test, key: &str, value: &str) {
-    let env = test.read(".env");
-    let mut lines: Vec<String> = env.lines().filter(|l| !l.starts_with(&format!("{key}="))).map(String::from).collect();
-    lines.push(format!("{key}={value}"));
-    std::fs::write(test.path().join(".env"), lines.join("\n") + "\n").unwrap();
-}
+use common::{
+    PORT_KEYS, Project, Run, Test, assert_check, await_condition, checks_of, docker, doctor, free_port, require_docker,
+};
 
 /// A scratch project with `.env` from `ragctl secret gen` (mode 0600, every secret strong).
 fn with_secrets(test: Test) -> Test {
@@ -84,77 +29,6 @@ fn with_secrets(test: Test) -> Test {
 fn set_mode(test: &Test, rel: &str, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(test.path().join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// One test's stack: a scratch project directory, a unique project name and free host ports (in ragctl.yaml's
-/// `ports:`). Dropping it runs `ragctl down --volumes -y`, then force-removes anything still labelled with the
-/// project.
-struct Project {
-    name: String,
-    test: Test,
-    ports: BTreeMap<&'static str, u16>,
-}
-
-impl Project {
-    /// `extra_yaml` is appended to ragctl.yaml; `configure` adds project files and environment.
-    fn new(test_name: &str, extra_yaml: &str, configure: impl FnOnce(Test) -> Test) -> Project {
-        let name = format!("e2ecore-{test_name}-{}", std::process::id());
-        let ports: BTreeMap<&str, u16> = PORT_KEYS.iter().map(|k| (*k, free_port())).collect();
-        Project::with_ports(name, ports, extra_yaml, configure)
-    }
-
-    fn with_ports(
-        name: String,
-        ports: BTreeMap<&'static str, u16>,
-        extra_yaml: &str,
-        configure: impl FnOnce(Test) -> Test,
-    ) -> Project {
-        let listed: String = ports.iter().map(|(k, p)| format!("  {k}: {p}\n")).collect();
-        let test = Test::new().file("ragctl.yaml", &format!("ports:\n{listed}{extra_yaml}")).with_test_images();
-        Project { name, test: configure(test), ports }
-    }
-
-    fn ragctl(&self, args: &[&str]) -> Run {
-        self.test.run(["-p", &self.name].iter().chain(args))
-    }
-
-    fn up(&self) {
-        self.ragctl(&["up", "--progress", "plain"]).assert_status(0);
-    }
-
-    /// `ragctl -p NAME doctor --check IDS --format json`.
-    fn doctor(&self, ids: &[&str]) -> BTreeMap<String, Check> {
-        doctor(&self.test, &["-p", &self.name], ids)
-    }
-
-    fn container(&self, service: &str) -> String {
-        format!("{}-{service}-1", self.name)
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let down = self.ragctl(&["down", "--volumes", "-y"]);
-        if down.status != 0 {
-            eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
-        }
-        let filter = format!("label={LABEL_PROJECT}={}", self.name);
-        let list = |args: &[&str]| -> Vec<String> {
-            Command::new("docker")
-                .args(args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
-                .unwrap_or_default()
-        };
-        let remove = |args: &[&str], names: Vec<String>| {
-            if !names.is_empty() {
-                let _ = Command::new("docker").args(args).args(&names).output();
-            }
-        };
-        remove(&["rm", "-f", "-v"], list(&["ps", "-a", "--filter", &filter, "--format", "{{.ID}}"]));
-        remove(&["network", "rm"], list(&["network", "ls", "--filter", &filter, "--format", "{{.ID}}"]));
-        remove(&["volume", "rm", "-f"], list(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"]));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -223,7 +97,7 @@ fn secrets_pass_after_secret_gen_and_fail_on_a_public_default_or_a_pair_mismatch
     assert_check(&generated, "secrets", "pass", &["4 secrets set, strong and consistent"], &[]);
     let good = test.read(".env");
 
-    set_env(&test, "DB_PASSWORD", "difyai123456");
+    test.set_dotenv("DB_PASSWORD", "difyai123456");
     let public = doctor(&test, &[], &["secrets"]);
     assert_check(
         &public,
@@ -235,7 +109,7 @@ fn secrets_pass_after_secret_gen_and_fail_on_a_public_default_or_a_pair_mismatch
     assert!(!public["secrets"].detail.contains("WEAVIATE"), "only DB_PASSWORD is wrong: {:#?}", public["secrets"]);
 
     std::fs::write(test.path().join(".env"), &good).unwrap();
-    set_env(&test, "WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS", "AnotherKeyThatWeaviateWouldAllow0123456789");
+    test.set_dotenv("WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS", "AnotherKeyThatWeaviateWouldAllow0123456789");
     let mismatch = doctor(&test, &[], &["secrets"]);
     assert_check(
         &mismatch,
@@ -254,7 +128,7 @@ fn config_hosts_names_a_db_host_that_is_no_service_and_lists_the_services() {
     assert_check(&default, "config.hosts", "pass", &["host references name enabled services"], &[]);
 
     // The classic: DB_HOST=db from an older compose file.
-    set_env(&test, "DB_HOST", "db");
+    test.set_dotenv("DB_HOST", "db");
     let misnamed = doctor(&test, &full, &["config.hosts"]);
     assert_check(
         &misnamed,
@@ -271,7 +145,7 @@ fn config_profiles_fails_when_env_names_another_vector_store_and_passes_when_the
     let good = test.read(".env");
     let fix = "fix COMPOSE_PROFILES / VECTOR_STORE";
 
-    set_env(&test, "COMPOSE_PROFILES", "qdrant");
+    test.set_dotenv("COMPOSE_PROFILES", "qdrant");
     let compose = doctor(&test, &[], &["config.profiles"]);
     assert_check(
         &compose,
@@ -282,7 +156,7 @@ fn config_profiles_fails_when_env_names_another_vector_store_and_passes_when_the
     );
 
     std::fs::write(test.path().join(".env"), &good).unwrap();
-    set_env(&test, "VECTOR_STORE", "qdrant");
+    test.set_dotenv("VECTOR_STORE", "qdrant");
     let vector = doctor(&test, &[], &["config.profiles"]);
     assert_check(
         &vector,
@@ -292,8 +166,8 @@ fn config_profiles_fails_when_env_names_another_vector_store_and_passes_when_the
         &[fix],
     );
 
-    set_env(&test, "VECTOR_STORE", "weaviate");
-    set_env(&test, "COMPOSE_PROFILES", "weaviate");
+    test.set_dotenv("VECTOR_STORE", "weaviate");
+    test.set_dotenv("COMPOSE_PROFILES", "weaviate");
     let agreeing = doctor(&test, &[], &["config.profiles"]);
     assert_check(&agreeing, "config.profiles", "pass", &["enabled: base, weaviate"], &[]);
 }
@@ -358,18 +232,8 @@ fn an_unreachable_engine_fails_docker_reachable_skips_what_needs_it_and_still_ch
 
 /// `doctor --check IDS` as text under a locale; LC_ALL and LC_CTYPE are emptied so that LANG decides.
 fn doctor_text(test: &Test, lang: &str, ids: &str) -> Run {
-    let out = test
-        .command(["doctor", "--check", ids])
-        .env("LC_ALL", "")
-        .env("LC_CTYPE", "")
-        .env("LANG", lang)
-        .output()
-        .expect("run ragctl");
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let out = test.command(["doctor", "--check", ids]).env("LC_ALL", "").env("LC_CTYPE", "").env("LANG", lang).output();
+    Run::from(out.expect("run ragctl"))
 }
 
 #[test]
@@ -495,7 +359,7 @@ fn ports_published_names_the_process_holding_a_port_moved_in_env_and_passes_once
     }
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let held = holder.local_addr().unwrap().port();
-    let project = Project::new("portsenv", "", |t| t);
+    let project = Project::new("portsenv");
     // The operator moves PostgreSQL in .env onto a port something else listens on; the other ports are moved
     // in .env too, to the ports ragctl.yaml gives them.
     let env: String = project
@@ -537,10 +401,7 @@ fn ports_published_names_the_process_holding_the_port_ragctl_yaml_chose() {
     }
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let held = holder.local_addr().unwrap().port();
-    let mut ports: BTreeMap<&str, u16> = PORT_KEYS.iter().map(|k| (*k, free_port())).collect();
-    ports.insert("EXPOSE_DB_PORT", held);
-    let name = format!("e2ecore-portsyaml-{}", std::process::id());
-    let project = Project::with_ports(name, ports, "", |t| t);
+    let project = Project::with_ports("portsyaml", &[("EXPOSE_DB_PORT", held)], |t| t);
 
     let taken = project.doctor(&["ports.published"]);
     assert_check(
@@ -568,7 +429,7 @@ fn containers_state_warns_before_up_passes_after_and_fails_for_a_stopped_service
     if !require_docker() {
         return;
     }
-    let project = Project::new("state", "", |t| t);
+    let project = Project::new("state");
     let before = project.doctor(&["containers.state"]);
     assert_check(
         &before,
@@ -616,7 +477,9 @@ services:
 /// doctor is what is under test).
 fn crash_project(test_name: &str, after_marker: &str) -> Project {
     let profile = crash_profile(after_marker);
-    let project = Project::new(test_name, "profiles: [weaviate, crash]\n", |t| t.file("profiles/crash.yaml", &profile));
+    let project = Project::with(test_name, |t| {
+        t.append("ragctl.yaml", "profiles: [weaviate, crash]\n").file("profiles/crash.yaml", &profile)
+    });
     let _ = project.ragctl(&["up", "--no-wait", "--progress", "plain"]);
     project
 }
@@ -699,7 +562,7 @@ fn images_present_passes_with_local_images_and_names_a_missing_one_and_its_regis
     if !require_docker() {
         return;
     }
-    let present = Project::new("images", "", |t| t);
+    let present = Project::new("images");
     assert_check(&present.doctor(&["images.present"]), "images.present", "pass", &["3 images present locally"], &[]);
 
     // Docker Hub, as the image names no registry: whether it answers depends on this host's network, so the
@@ -708,7 +571,7 @@ fn images_present_passes_with_local_images_and_names_a_missing_one_and_its_regis
         .ok()
         .and_then(|mut addrs| addrs.next())
         .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(1500)).is_ok());
-    let hub = Project::new("imghub", "", |t| t.env("RAGCTL_IMAGE_REDIS", "ragctl-test/nope:1"));
+    let hub = Project::with("imghub", |t| t.env("RAGCTL_IMAGE_REDIS", "ragctl-test/nope:1"));
     let checks = hub.doctor(&["images.present"]);
     if hub_reachable {
         assert_check(&checks, "images.present", "warn", &["ragctl-test/nope:1"], &["run `ragctl up`"]);
@@ -725,7 +588,7 @@ fn images_present_passes_with_local_images_and_names_a_missing_one_and_its_regis
     // A registry that refuses connections: unreachable here, whatever the network.
     let closed = free_port();
     let image = format!("127.0.0.1:{closed}/ragctl-test/nope:1");
-    let refused = Project::new("imgrefused", "", |t| t.env("RAGCTL_IMAGE_REDIS", &image));
+    let refused = Project::with("imgrefused", |t| t.env("RAGCTL_IMAGE_REDIS", &image));
     assert_check(
         &refused.doctor(&["images.present"]),
         "images.present",
@@ -737,7 +600,7 @@ fn images_present_passes_with_local_images_and_names_a_missing_one_and_its_regis
     // A registry that answers: `up` will pull, so only a warning.
     let registry = TcpListener::bind("127.0.0.1:0").unwrap();
     let image = format!("127.0.0.1:{}/ragctl-test/nope:1", registry.local_addr().unwrap().port());
-    let answering = Project::new("imgpull", "", |t| t.env("RAGCTL_IMAGE_REDIS", &image));
+    let answering = Project::with("imgpull", |t| t.env("RAGCTL_IMAGE_REDIS", &image));
     assert_check(
         &answering.doctor(&["images.present"]),
         "images.present",

@@ -4,133 +4,19 @@
 //! injected the way they happen in the field (a password edited in .env without `up`, a key that differs from the
 //! server's, an old image, a container cut off from its network, a misnamed DB_HOST, an expiring certificate).
 //!
-//! A [`Stack`] guard runs `ragctl down --volumes -y` and removes whatever is still labelled with the project.
+//! A [`Project`] guard runs `ragctl down --volumes -y` and removes whatever is still labelled with the project.
 //! Nothing sleeps: every check is a single doctor run against a state the test has already established.
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::{Run, Test, docker, free_port, require_docker, require_tool};
+use common::{Project, Test, assert_check, docker, doctor, free_port, require_docker, require_tool};
 
-const LABEL_PROJECT: &str = "com.docker.compose.project";
-
-/// One check's result as `doctor --format json` reports it.
-#[derive(Debug)]
-struct Check {
-    status: String,
-    detail: String,
-    hint: String,
-}
-
-/// `doctor --format json` as id → result; the exit status agrees with the report (1 iff a check failed).
-fn checks_of(run: &Run) -> BTreeMap<String, Check> {
-    let json = run.json();
-    let checks: BTreeMap<String, Check> = json["checks"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no checks array:\n{}", run.stdout))
-        .iter()
-        .map(|c| {
-            let field = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-            (field("id"), Check { status: field("status"), detail: field("detail"), hint: field("hint") })
-        })
-        .collect();
-    let any_failed = checks.values().any(|c| c.status == "fail");
-    run.assert_status(if any_failed { 1 } else { 0 });
-    checks
-}
-
-/// One test's stack: a scratch project directory, a unique project name and free host ports. Dropping it runs
-/// `ragctl down --volumes -y`, then force-removes anything still labelled with the project and the extra
-/// networks the test created.
-struct Stack {
-    name: String,
-    test: Test,
-    extra_networks: Vec<String>,
-}
-
-impl Stack {
-    /// `extra_yaml` is appended to ragctl.yaml; `configure` adds project files.
-    fn new(test_name: &str, extra_yaml: &str, configure: impl FnOnce(Test) -> Test) -> Stack {
-        let name = format!("e2esvc-{test_name}-{}", std::process::id());
-        let ragctl_yaml = format!(
-            "ports:\n  EXPOSE_DB_PORT: {}\n  EXPOSE_REDIS_PORT: {}\n  EXPOSE_WEAVIATE_PORT: {}\n  EXPOSE_WEAVIATE_GRPC_PORT: {}\n{extra_yaml}",
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port()
-        );
-        let test = Test::new().file("ragctl.yaml", &ragctl_yaml).with_test_images();
-        Stack { name, test: configure(test), extra_networks: Vec::new() }
-    }
-
-    fn ragctl(&self, args: &[&str]) -> Run {
-        self.test.run(["-p", &self.name].iter().chain(args))
-    }
-
-    fn up(&self) {
-        self.ragctl(&["up", "--progress", "plain"]).assert_status(0);
-    }
-
-    /// `ragctl doctor --check IDS --format json`.
-    fn doctor(&self, ids: &[&str]) -> BTreeMap<String, Check> {
-        checks_of(&self.ragctl(&["doctor", "--check", &ids.join(","), "--format", "json"]))
-    }
-
-    fn container(&self, service: &str) -> String {
-        format!("{}-{service}-1", self.name)
-    }
-
-    /// Set `key=value` in the project's `.env`, as an operator editing it by hand would.
-    fn set_env(&self, key: &str, value: &str) {
-        let path = self.test.path().join(".env");
-        let env = std::fs::read_to_string(&path).unwrap();
-        assert!(env.lines().any(|l| l.starts_with(&format!("{key}="))), "{key} not in .env:\n{env}");
-        let edited: String = env
-            .lines()
-            .map(|l| if l.starts_with(&format!("{key}=")) { format!("{key}={value}\n") } else { format!("{l}\n") })
-            .collect();
-        std::fs::write(&path, edited).unwrap();
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let down = self.ragctl(&["down", "--volumes", "-y"]);
-        if down.status != 0 {
-            eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
-        }
-        let filter = format!("label={LABEL_PROJECT}={}", self.name);
-        let list = |args: &[&str]| -> Vec<String> {
-            Command::new("docker")
-                .args(args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
-                .unwrap_or_default()
-        };
-        let remove = |args: &[&str], names: Vec<String>| {
-            if !names.is_empty() {
-                let _ = Command::new("docker").args(args).args(&names).output();
-            }
-        };
-        remove(&["rm", "-f", "-v"], list(&["ps", "-a", "--filter", &filter, "--format", "{{.ID}}"]));
-        remove(&["network", "rm"], list(&["network", "ls", "--filter", &filter, "--format", "{{.ID}}"]));
-        remove(&["volume", "rm", "-f"], list(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"]));
-        remove(&["network", "rm"], self.extra_networks.clone());
-    }
-}
-
-#[track_caller]
-fn assert_check(checks: &BTreeMap<String, Check>, id: &str, status: &str, detail_has: &[&str], hint_has: &[&str]) {
-    let c = checks.get(id).unwrap_or_else(|| panic!("{id} not in the report: {checks:#?}"));
-    assert_eq!(c.status, status, "{id}: {c:#?}");
-    for s in detail_has {
-        assert!(c.detail.contains(s), "{id} detail lacks {s:?}: {c:#?}");
-    }
-    for s in hint_has {
-        assert!(c.hint.contains(s), "{id} hint lacks {s:?}: {c:#?}");
-    }
+/// Change `key` in the project's `.env`, as an operator editing it by hand would: the key is there (`up` wrote it).
+fn edit_env(stack: &Project, key: &str, value: &str) {
+    let _before = stack.test.dotenv_value(key); // panics, showing `.env`, when the key is missing
+    stack.test.set_dotenv(key, value);
 }
 
 #[test]
@@ -138,7 +24,7 @@ fn redis_ping_tells_wrongpass_and_noauth_apart_and_judges_the_eviction_policy() 
     if !require_docker() {
         return;
     }
-    let stack = Stack::new("redis", "", |t| t);
+    let stack = Project::new("redis");
     stack.up();
 
     let healthy = stack.doctor(&["redis.ping", "redis.maxmemory_policy"]);
@@ -153,7 +39,7 @@ fn redis_ping_tells_wrongpass_and_noauth_apart_and_judges_the_eviction_policy() 
     assert_check(&limited, "redis.maxmemory_policy", "warn", &["100.0 MiB", "noeviction"], &["volatile-lru"]);
 
     // REDIS_PASSWORD edited in .env, redis not recreated.
-    stack.set_env("REDIS_PASSWORD", "edited-by-hand-not-applied");
+    edit_env(&stack, "REDIS_PASSWORD", "edited-by-hand-not-applied");
     let wrong = stack.doctor(&["redis.ping", "redis.maxmemory_policy"]);
     assert_check(
         &wrong,
@@ -165,7 +51,7 @@ fn redis_ping_tells_wrongpass_and_noauth_apart_and_judges_the_eviction_policy() 
     assert_check(&wrong, "redis.maxmemory_policy", "skip", &["redis.ping did not pass"], &[]);
 
     // REDIS_PASSWORD emptied: Redis says NOAUTH, which is a different fix.
-    stack.set_env("REDIS_PASSWORD", "");
+    edit_env(&stack, "REDIS_PASSWORD", "");
     let empty = stack.doctor(&["redis.ping"]);
     assert_check(&empty, "redis.ping", "fail", &["NOAUTH", "REDIS_PASSWORD is empty"], &["set REDIS_PASSWORD in .env"]);
 }
@@ -175,7 +61,7 @@ fn redis_that_is_not_running_fails_with_the_command_that_starts_it() {
     if !require_docker() {
         return;
     }
-    let stack = Stack::new("redisdown", "", |t| t);
+    let stack = Project::new("redisdown");
     stack.up();
     docker(&["stop", "-t", "1", &stack.container("redis")]);
 
@@ -188,7 +74,7 @@ fn weaviate_passes_on_a_healthy_stack_and_a_mismatched_key_fails_with_401() {
     if !require_docker() {
         return;
     }
-    let mut stack = Stack::new("wvkey", "", |t| t);
+    let mut stack = Project::new("wvkey");
     stack.up();
 
     let ids = ["weaviate.ready", "weaviate.version", "weaviate.grpc", "weaviate.subnet"];
@@ -199,7 +85,7 @@ fn weaviate_passes_on_a_healthy_stack_and_a_mismatched_key_fails_with_401() {
     assert_check(&healthy, "weaviate.subnet", "pass", &["private address"], &[]);
 
     // Only WEAVIATE_API_KEY changes: the running Weaviate still allows the old key.
-    stack.set_env("WEAVIATE_API_KEY", "NotTheKeyWeaviateWasCreatedWith0123456789");
+    edit_env(&stack, "WEAVIATE_API_KEY", "NotTheKeyWeaviateWasCreatedWith0123456789");
     let mismatched = stack.doctor(&ids);
     assert_check(&mismatched, "weaviate.ready", "pass", &[], &[]);
     assert_check(
@@ -213,7 +99,7 @@ fn weaviate_passes_on_a_healthy_stack_and_a_mismatched_key_fails_with_401() {
     // Weaviate on a non-private subnet (TEST-NET-2 is routable, not RFC 1918).
     let public_net = format!("{}-public", stack.name);
     docker(&["network", "create", "--subnet", "198.51.100.0/24", &public_net]);
-    stack.extra_networks.push(public_net.clone());
+    stack.remove_on_drop(&public_net);
     docker(&["network", "connect", &public_net, &stack.container("weaviate")]);
     let public = stack.doctor(&["weaviate.subnet"]);
     assert_check(
@@ -238,7 +124,7 @@ fn weaviate_older_than_1_27_without_grpc_fails_version_and_grpc() {
     assert!(builtin.contains(anchor), "profiles/weaviate.yaml changed shape");
     let old = builtin
         .replace(anchor, &format!("{anchor}      WEAVIATE_STANDIN_VERSION: \"1.19.0\"\n      GRPC_PORT: \"50052\"\n"));
-    let stack = Stack::new("wvold", "", |t| t.file("profiles/weaviate.yaml", &old));
+    let stack = Project::with("wvold", |t| t.file("profiles/weaviate.yaml", &old));
     stack.up();
 
     let checks = stack.doctor(&["weaviate.ready", "weaviate.version", "weaviate.grpc"]);
@@ -258,7 +144,7 @@ fn network_reachability_names_a_service_cut_off_from_the_network_and_its_hint_fi
     if !require_docker() {
         return;
     }
-    let stack = Stack::new("netcut", "", |t| t);
+    let stack = Project::new("netcut");
     stack.up();
 
     let healthy = stack.doctor(&["network.reachability"]);
@@ -324,8 +210,9 @@ fn network_reachability_probes_db_host_as_the_service_resolves_it() {
     if !require_docker() {
         return;
     }
-    let stack =
-        Stack::new("dbhost", "profiles: [weaviate, client]\n", |t| t.file("profiles/client.yaml", CLIENT_PROFILE));
+    let stack = Project::with("dbhost", |t| {
+        t.append("ragctl.yaml", "profiles: [weaviate, client]\n").file("profiles/client.yaml", CLIENT_PROFILE)
+    });
     stack.up();
     let healthy = stack.doctor(&["network.reachability"]);
     assert_check(&healthy, "network.reachability", "pass", &["client → db_postgres:5432"], &[]);
@@ -380,7 +267,9 @@ fn nginx_config_and_api_health_through_nginx() {
     }
     // Continues ragctl.yaml's `ports:` map, then enables the profile.
     let yaml = format!("  EXPOSE_NGINX_PORT: {}\nprofiles: [weaviate, edge]\n", free_port());
-    let stack = Stack::new("edge", &yaml, |t| t.file("profiles/edge.yaml", EDGE_PROFILE).file("edge.conf", EDGE_CONF));
+    let stack = Project::with("edge", |t| {
+        t.append("ragctl.yaml", &yaml).file("profiles/edge.yaml", EDGE_PROFILE).file("edge.conf", EDGE_CONF)
+    });
     stack.up();
 
     let healthy = stack.doctor(&["nginx.config", "api.health", "api.pip_check"]);
@@ -408,7 +297,7 @@ fn tls_certificate_missing_valid_expiring_and_expired() {
     let test = Test::new()
         .file("ragctl.yaml", "shape: full\nprofiles: [weaviate, app]\n")
         .file(".env", "NGINX_CERT_DIR=./tls\n");
-    let doctor = || checks_of(&test.run(["doctor", "--check", "nginx.tls_certificate", "--format", "json"]));
+    let doctor = || doctor(&test, &[], &["nginx.tls_certificate"]);
     let tls = test.path().join("tls");
     let cert = tls.join("fullchain.pem");
     let key = tls.join("privkey.pem");

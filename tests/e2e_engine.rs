@@ -11,145 +11,36 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, Test, await_condition, docker, free_port, require_docker, require_tool, tcp_engine_endpoint};
+use common::{
+    LABEL_PROJECT, Project, Test, await_condition, docker, free_port, require_docker, require_tool, tcp_engine_endpoint,
+};
 
-const LABEL_PROJECT: &str = "com.docker.compose.project";
-
-struct HostPorts {
-    db: u16,
-    redis: u16,
+/// `ragctl ps --format json` as (container, state, health).
+fn ps(project: &Project) -> Vec<(String, String, String)> {
+    let run = project.ragctl(&["ps", "--format", "json"]);
+    run.assert_status(0);
+    run.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("ps --format json is not an array:\n{}", run.stdout))
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            (field("container"), field("state"), field("health"))
+        })
+        .collect()
 }
 
-/// One test's stack: a scratch project directory, a unique project name and free host ports. Dropping it runs
-/// `ragctl down --volumes -y` and then force-removes anything still labelled with the project.
-struct Project {
-    name: String,
-    test: Test,
-    ports: HostPorts,
-}
-
-impl Project {
-    fn new(test_name: &str) -> Project {
-        Project::with(test_name, |t| t)
-    }
-
-    /// `configure` adds files (project profiles) or environment to the scratch project.
-    fn with(test_name: &str, configure: impl FnOnce(Test) -> Test) -> Project {
-        let name = format!("e2e-{test_name}-{}", std::process::id());
-        let ports = HostPorts { db: free_port(), redis: free_port() };
-        let ragctl_yaml = format!(
-            "ports:\n  EXPOSE_DB_PORT: {}\n  EXPOSE_REDIS_PORT: {}\n  EXPOSE_WEAVIATE_PORT: {}\n  EXPOSE_WEAVIATE_GRPC_PORT: {}\n",
-            ports.db,
-            ports.redis,
-            free_port(),
-            free_port()
-        );
-        let test = Test::new().file("ragctl.yaml", &ragctl_yaml).with_test_images();
-        Project { name, test: configure(test), ports }
-    }
-
-    /// `ragctl -p <project> ARGS`.
-    fn ragctl(&self, args: &[&str]) -> Run {
-        self.test.run(["-p", &self.name].iter().chain(args))
-    }
-
-    fn ragctl_command(&self, args: &[&str]) -> Command {
-        self.test.command(["-p", &self.name].iter().chain(args))
-    }
-
-    fn label_filter(&self) -> String {
-        format!("label={LABEL_PROJECT}={}", self.name)
-    }
-
-    /// Container name → full id of every container labelled with the project, running or not.
-    fn container_ids(&self) -> BTreeMap<String, String> {
-        docker(&["ps", "-a", "--no-trunc", "--filter", &self.label_filter(), "--format", "{{.Names}} {{.ID}}"])
-            .lines()
-            .map(|l| {
-                let (name, id) = l.split_once(' ').unwrap();
-                (name.to_string(), id.to_string())
-            })
-            .collect()
-    }
-
-    fn networks(&self) -> Vec<String> {
-        docker(&["network", "ls", "--filter", &self.label_filter(), "--format", "{{.Name}}"])
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn volumes(&self) -> Vec<String> {
-        docker(&["volume", "ls", "--filter", &self.label_filter(), "--format", "{{.Name}}"])
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    /// `ragctl ps --format json` as (container, state, health).
-    fn ps(&self) -> Vec<(String, String, String)> {
-        let run = self.ragctl(&["ps", "--format", "json"]);
-        run.assert_status(0);
-        run.json()
-            .as_array()
-            .unwrap_or_else(|| panic!("ps --format json is not an array:\n{}", run.stdout))
-            .iter()
-            .map(|c| {
-                let field = |k: &str| c[k].as_str().unwrap_or("").to_string();
-                (field("container"), field("state"), field("health"))
-            })
-            .collect()
-    }
-
-    /// `up` returns once its own readiness probes pass; Docker's healthcheck reports `healthy` on its next
-    /// interval, so await that rather than assume it.
-    #[track_caller]
-    fn await_all_healthy(&self, expected_containers: &[&str]) {
-        let expected: Vec<String> = expected_containers.iter().map(|s| format!("{}-{s}", self.name)).collect();
-        await_condition("every container running and healthy", Duration::from_secs(60), || {
-            let ps = self.ps();
-            let names: Vec<&String> = ps.iter().map(|(n, _, _)| n).collect();
-            let all = ps.iter().all(|(_, state, health)| state == "running" && health == "healthy");
-            if names == expected.iter().collect::<Vec<_>>() && all { Ok(()) } else { Err(format!("{ps:?}")) }
-        });
-    }
-
-    /// A value from the project's `.env` (secrets are generated there by `up`).
-    fn env_value(&self, key: &str) -> String {
-        let env = self.test.read(".env");
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key} not in .env:\n{env}"))
-            .to_string()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let down = self.ragctl(&["down", "--volumes", "-y"]);
-        if down.status != 0 {
-            eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
-        }
-        // Last resort, for a `down` that failed or a product bug that left something unlabelled by ragctl.
-        let filter = self.label_filter();
-        let leftovers = |kind: &[&str], format: &str| -> Vec<String> {
-            let mut args: Vec<&str> = kind.to_vec();
-            args.extend(["--filter", &filter, "--format", format]);
-            Command::new("docker")
-                .args(&args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
-                .unwrap_or_default()
-        };
-        let remove = |args: &[&str], names: Vec<String>| {
-            if !names.is_empty() {
-                let _ = Command::new("docker").args(args).args(&names).output();
-            }
-        };
-        remove(&["rm", "-f", "-v"], leftovers(&["ps", "-a"], "{{.ID}}"));
-        remove(&["network", "rm"], leftovers(&["network", "ls"], "{{.ID}}"));
-        remove(&["volume", "rm", "-f"], leftovers(&["volume", "ls"], "{{.Name}}"));
-    }
+/// `up` returns once its own readiness probes pass; Docker's healthcheck reports `healthy` on its next
+/// interval, so await that rather than assume it.
+#[track_caller]
+fn await_all_healthy(project: &Project, expected_containers: &[&str]) {
+    let expected: Vec<String> = expected_containers.iter().map(|s| format!("{}-{s}", project.name)).collect();
+    await_condition("every container running and healthy", Duration::from_secs(60), || {
+        let ps = ps(project);
+        let names: Vec<&String> = ps.iter().map(|(n, _, _)| n).collect();
+        let all = ps.iter().all(|(_, state, health)| state == "running" && health == "healthy");
+        if names == expected.iter().collect::<Vec<_>>() && all { Ok(()) } else { Err(format!("{ps:?}")) }
+    });
 }
 
 const MIDDLEWARE: [&str; 3] = ["db_postgres-1", "redis-1", "weaviate-1"];
@@ -164,7 +55,7 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
 
     project.ragctl(&["up"]).assert_status(0);
 
-    let ps = project.ps();
+    let ps = ps(&project);
     let names: Vec<&str> = ps.iter().map(|(n, _, _)| n.as_str()).collect();
     let expected: Vec<String> = MIDDLEWARE.iter().map(|s| format!("{}-{s}", project.name)).collect();
     assert_eq!(names, expected, "ps lists the three middleware containers: {ps:?}");
@@ -173,9 +64,9 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     // `up` proved PostgreSQL ready with its wire-level probe (no exec): a client connects at once, before Docker's
     // own healthcheck has run, and the probe's connections left nothing in the server log.
     let select = Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &project.ports.db.to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_DB_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
         .args(["-tAc", "select 1"])
-        .env("PGPASSWORD", project.env_value("DB_PASSWORD"))
+        .env("PGPASSWORD", project.test.dotenv_value("DB_PASSWORD"))
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .unwrap();
@@ -189,7 +80,7 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     let db_log = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
     assert!(db_log.contains("ready to accept connections"), "the server log was read: {db_log}");
     assert!(!db_log.contains("could not receive data from client"), "the readiness probe closes cleanly: {db_log}");
-    project.await_all_healthy(&MIDDLEWARE);
+    await_all_healthy(&project, &MIDDLEWARE);
 
     project.ragctl(&["down", "--volumes", "-y"]).assert_status(0);
     assert_eq!(project.container_ids(), BTreeMap::new(), "no container of the project remains");
@@ -250,7 +141,7 @@ fn stopped_containers_whose_network_was_pruned_are_recreated_by_the_next_up() {
     let second = project.container_ids();
     assert_eq!(second.keys().collect::<Vec<_>>(), first.keys().collect::<Vec<_>>(), "the same containers by name");
     assert!(second.values().all(|id| !first.values().any(|old| old == id)), "each one recreated: {second:?}");
-    assert!(project.ps().iter().all(|(_, state, _)| state == "running"), "{:?}", project.ps());
+    assert!(ps(&project).iter().all(|(_, state, _)| state == "running"), "{:?}", ps(&project));
 }
 
 #[test]
@@ -287,7 +178,7 @@ fn a_port_held_by_another_process_fails_preflight_naming_it_and_creates_nothing(
         return;
     }
     let project = Project::new("port-held");
-    let holder = TcpListener::bind(("127.0.0.1", project.ports.db)).unwrap();
+    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_DB_PORT"])).unwrap();
 
     let up = project.ragctl(&["up"]);
 
@@ -295,7 +186,11 @@ fn a_port_held_by_another_process_fails_preflight_naming_it_and_creates_nothing(
     let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
     let me = format!("process `{}` (pid {})", comm.trim_end(), std::process::id());
     assert!(up.stderr.contains(&me), "stderr names the holder {me}:\n{}", up.stderr);
-    assert!(up.stderr.contains(&format!("127.0.0.1:{}", project.ports.db)), "and the port:\n{}", up.stderr);
+    assert!(
+        up.stderr.contains(&format!("127.0.0.1:{}", project.ports["EXPOSE_DB_PORT"])),
+        "and the port:\n{}",
+        up.stderr
+    );
     assert!(up.stderr.contains("EXPOSE_DB_PORT"), "and the key that moves it:\n{}", up.stderr);
     assert_eq!(project.container_ids(), BTreeMap::new(), "no container was created");
     assert_eq!(project.networks(), Vec::<String>::new(), "no network was created");
@@ -378,9 +273,9 @@ fn through_a_tcp_engine_endpoint_readiness_is_proven_inside_the_containers() {
     let health = docker(&["inspect", "-f", "{{.State.Health.Status}}", &format!("{}-weaviate-1", project.name)]);
     assert_eq!(health.trim(), "healthy", "HTTP readiness waited for Docker's healthcheck");
     let select = Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &project.ports.db.to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_DB_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
         .args(["-tAc", "select 1"])
-        .env("PGPASSWORD", project.env_value("DB_PASSWORD"))
+        .env("PGPASSWORD", project.test.dotenv_value("DB_PASSWORD"))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&select.stdout).trim(), "1", "{}", String::from_utf8_lossy(&select.stderr));
@@ -452,7 +347,7 @@ fn sigint_while_up_waits_for_readiness_exits_130_and_a_rerun_converges() {
 
     std::fs::write(project.test.path().join("gate/open"), "").unwrap();
     project.ragctl(&["--profile", "weaviate,gated", "up"]).assert_status(0);
-    project.await_all_healthy(&GATED_STACK);
+    await_all_healthy(&project, &GATED_STACK);
 }
 
 #[test]
@@ -467,7 +362,7 @@ fn sigint_while_up_starts_containers_exits_130_and_an_immediate_rerun_converges(
 
     std::fs::write(project.test.path().join("gate/open"), "").unwrap();
     project.ragctl(&["--profile", "weaviate,gated", "up"]).assert_status(0);
-    project.await_all_healthy(&GATED_STACK);
+    await_all_healthy(&project, &GATED_STACK);
 }
 
 #[test]
@@ -555,7 +450,7 @@ fn a_stateless_service_with_two_replicas_runs_two_healthy_containers() {
 
     project.ragctl(&["--shape", "full", "--profile", "weaviate,replicated", "up"]).assert_status(0);
 
-    project.await_all_healthy(&["db_postgres-1", "redis-1", "standin-1", "standin-2", "weaviate-1"]);
+    await_all_healthy(&project, &["db_postgres-1", "redis-1", "standin-1", "standin-2", "weaviate-1"]);
 }
 
 #[test]

@@ -1,7 +1,15 @@
-//! A small builder for running the real `ragctl` binary in a scratch project directory, in the spirit of
-//! `just`'s test harness: args, env and files in; status, stdout and stderr out.
+//! Fixtures shared by the integration test suites. [`Test`] is a small builder for running the real `ragctl`
+//! binary in a scratch project directory, in the spirit of `just`'s test harness: args, env and files in; status,
+//! stdout and stderr out. The rest serves the end-to-end suites that run against the real Docker engine: a
+//! [`Project`] guard (one test's stack on the local test images and free host ports, removed when dropped),
+//! [`await_condition`] instead of sleeps, the doctor's JSON report as [`Check`]s, and a forwarder that makes the
+//! engine look remote.
+//!
+//! Every test crate compiles this module and uses a part of it, hence `dead_code` is allowed. What only one
+//! suite needs stays in that suite.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -73,6 +81,31 @@ impl Test {
         self
     }
 
+    /// Append `text` to the project file `rel`.
+    pub fn append(self, rel: &str, text: &str) -> Test {
+        let contents = if self.exists(rel) { self.read(rel) } else { String::new() };
+        self.file(rel, &(contents + text))
+    }
+
+    /// A value from the project's `.env` (secrets are generated there by `up` and `secret gen`).
+    pub fn dotenv_value(&self, key: &str) -> String {
+        let env = self.read(".env");
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} not in .env:\n{env}"))
+            .to_string()
+    }
+
+    /// Replace (or add) `key=value` in `.env`, as an operator editing it by hand would; the file keeps its mode.
+    pub fn set_dotenv(&self, key: &str, value: &str) {
+        let prefix = format!("{key}=");
+        let env = self.read(".env");
+        let mut lines: Vec<&str> = env.lines().filter(|l| !l.starts_with(&prefix)).collect();
+        let line = format!("{prefix}{value}");
+        lines.push(&line);
+        std::fs::write(self.path().join(".env"), lines.join("\n") + "\n").unwrap();
+    }
+
     /// Run with these arguments (the project directory is the scratch directory).
     pub fn run<I, S>(&self, args: I) -> Run
     where
@@ -80,6 +113,32 @@ impl Test {
         S: AsRef<str>,
     {
         Run::from(self.command(args).output().expect("run ragctl"))
+    }
+
+    /// The command [`Test::run`] would run, for tests that must spawn the binary and act while it runs
+    /// (signals, concurrent invocations, stdout wired to a pipe).
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut cmd = Command::new(ragctl_bin());
+        cmd.current_dir(self.dir.path());
+        cmd.args(self.args.iter());
+        cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
+        // Hermetic: none of the developer's RAGCTL_* / COMPOSE_* settings leak in.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == "NO_COLOR" || k == "DOCKER_HOST" {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if self.stdin_null {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        cmd
     }
 }
 
@@ -134,34 +193,6 @@ pub fn require_docker() -> bool {
     }
     eprintln!("skipping: {msg}");
     false
-}
-
-impl Test {
-    /// The command [`Test::run`] would run, for tests that must spawn the binary and act while it runs
-    /// (signals, concurrent invocations, stdout wired to a pipe).
-    pub fn command<I, S>(&self, args: I) -> Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let mut cmd = Command::new(ragctl_bin());
-        cmd.current_dir(self.dir.path());
-        cmd.args(self.args.iter());
-        cmd.args(args.into_iter().map(|a| a.as_ref().to_string()));
-        // Hermetic: none of the developer's RAGCTL_* / COMPOSE_* settings leak in.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("RAGCTL_") || k.starts_with("COMPOSE_") || k == "NO_COLOR" || k == "DOCKER_HOST" {
-                cmd.env_remove(k);
-            }
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        if self.stdin_null {
-            cmd.stdin(std::process::Stdio::null());
-        }
-        cmd
-    }
 }
 
 /// A host port that is free now and was not handed to another test of this process. Tests run in parallel and
@@ -242,4 +273,187 @@ pub fn tcp_engine_endpoint() -> String {
         }
     });
     endpoint
+}
+
+/// The label compose (and ragctl) put on every container, network and volume of a project.
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+
+/// The `.env` keys of the default stack's published ports.
+pub const PORT_KEYS: [&str; 4] =
+    ["EXPOSE_DB_PORT", "EXPOSE_REDIS_PORT", "EXPOSE_WEAVIATE_PORT", "EXPOSE_WEAVIATE_GRPC_PORT"];
+
+/// One test's stack: a scratch project directory, a unique project name (`e2e-<test>-<pid>`) and a free host port
+/// for each of [`PORT_KEYS`] (ragctl.yaml's `ports:`, its last section), with every service on its test image.
+/// Dropping it runs `ragctl down --volumes -y`, then force-removes anything still labelled with the project.
+pub struct Project {
+    pub name: String,
+    pub test: Test,
+    /// Host port by `.env` key, as ragctl.yaml gives them.
+    pub ports: BTreeMap<&'static str, u16>,
+    /// Networks the test created outside the project, removed after the project's own.
+    foreign_networks: Vec<String>,
+}
+
+impl Project {
+    pub fn new(test_name: &str) -> Project {
+        Project::with(test_name, |t| t)
+    }
+
+    /// `configure` adds project files (profiles, more of ragctl.yaml) or environment to the scratch project.
+    pub fn with(test_name: &str, configure: impl FnOnce(Test) -> Test) -> Project {
+        Project::with_ports(test_name, &[], configure)
+    }
+
+    /// Like [`Project::with`], with the host ports in `fixed` instead of free ones.
+    pub fn with_ports(test_name: &str, fixed: &[(&'static str, u16)], configure: impl FnOnce(Test) -> Test) -> Project {
+        let name = format!("e2e-{test_name}-{}", std::process::id());
+        let mut ports: BTreeMap<&'static str, u16> = PORT_KEYS.iter().map(|k| (*k, free_port())).collect();
+        ports.extend(fixed.iter().copied());
+        let listed: String = ports.iter().map(|(k, p)| format!("  {k}: {p}\n")).collect();
+        let test = Test::new().file("ragctl.yaml", &format!("ports:\n{listed}")).with_test_images();
+        Project { name, test: configure(test), ports, foreign_networks: Vec::new() }
+    }
+
+    /// `ragctl -p <project> ARGS`.
+    pub fn ragctl(&self, args: &[&str]) -> Run {
+        self.test.run(["-p", &self.name].iter().chain(args))
+    }
+
+    /// The command [`Project::ragctl`] would run, to spawn it.
+    pub fn ragctl_command(&self, args: &[&str]) -> Command {
+        self.test.command(["-p", &self.name].iter().chain(args))
+    }
+
+    /// `ragctl up`, which must succeed, with plain progress lines.
+    pub fn up(&self) {
+        self.ragctl(&["up", "--progress", "plain"]).assert_status(0);
+    }
+
+    /// `ragctl doctor --check IDS --format json`.
+    pub fn doctor(&self, ids: &[&str]) -> BTreeMap<String, Check> {
+        doctor(&self.test, &["-p", &self.name], ids)
+    }
+
+    /// The name of the first container of `service`.
+    pub fn container(&self, service: &str) -> String {
+        format!("{}-{service}-1", self.name)
+    }
+
+    /// The `docker … --filter` value that selects the project's objects.
+    pub fn label_filter(&self) -> String {
+        format!("label={LABEL_PROJECT}={}", self.name)
+    }
+
+    /// Container name → full id of every container labelled with the project, running or not.
+    pub fn container_ids(&self) -> BTreeMap<String, String> {
+        docker(&["ps", "-a", "--no-trunc", "--filter", &self.label_filter(), "--format", "{{.Names}} {{.ID}}"])
+            .lines()
+            .map(|l| {
+                let (name, id) = l.split_once(' ').unwrap();
+                (name.to_string(), id.to_string())
+            })
+            .collect()
+    }
+
+    pub fn networks(&self) -> Vec<String> {
+        docker(&["network", "ls", "--filter", &self.label_filter(), "--format", "{{.Name}}"])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn volumes(&self) -> Vec<String> {
+        docker(&["volume", "ls", "--filter", &self.label_filter(), "--format", "{{.Name}}"])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Remove `network`, which the test created, when the project is dropped: after the project's containers,
+    /// which may still be connected to it.
+    pub fn remove_on_drop(&mut self, network: &str) {
+        self.foreign_networks.push(network.to_string());
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let down = self.ragctl(&["down", "--volumes", "-y"]);
+        if down.status != 0 {
+            eprintln!("cleanup: `ragctl down` of `{}` exited {}:\n{}", self.name, down.status, down.stderr);
+        }
+        // Last resort, for a `down` that failed or a product bug that left something behind.
+        let label = format!("{LABEL_PROJECT}={}", self.name);
+        for kind in ["container", "network", "volume"] {
+            remove_labelled(kind, &label);
+        }
+        remove_quietly(&["network", "rm"], &self.foreign_networks);
+    }
+}
+
+/// Remove every Docker object of `kind` (`container`, `network`, `volume`, `service`, `secret`) labelled
+/// `key=value`, forcibly where Docker allows it. For cleanup guards: failures are ignored, as there is nothing
+/// left to do about them.
+pub fn remove_labelled(kind: &str, label: &str) {
+    let (all, format, force) = match kind {
+        "container" => (&["-a"][..], "{{.ID}}", &["-f", "-v"][..]),
+        "volume" => (&[][..], "{{.Name}}", &["-f"][..]),
+        _ => (&[][..], "{{.ID}}", &[][..]),
+    };
+    let filter = format!("label={label}");
+    let listed =
+        Command::new("docker").args([kind, "ls"]).args(all).args(["--filter", &filter, "--format", format]).output();
+    let names: Vec<String> =
+        listed.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect()).unwrap_or_default();
+    remove_quietly(&[&[kind, "rm"][..], force].concat(), &names);
+}
+
+/// `docker ARGS NAMES`, unless there are no names; failures are ignored.
+fn remove_quietly(args: &[&str], names: &[String]) {
+    if !names.is_empty() {
+        let _ = Command::new("docker").args(args).args(names).output();
+    }
+}
+
+/// One check's result as `doctor --format json` reports it.
+#[derive(Debug)]
+pub struct Check {
+    pub status: String,
+    pub detail: String,
+    pub hint: String,
+}
+
+/// `doctor --format json` as id → result; the exit status agrees with the report (1 iff a check failed).
+pub fn checks_of(run: &Run) -> BTreeMap<String, Check> {
+    let json = run.json();
+    let checks: BTreeMap<String, Check> = json["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks array:\n{}", run.stdout))
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (field("id"), Check { status: field("status"), detail: field("detail"), hint: field("hint") })
+        })
+        .collect();
+    let any_failed = checks.values().any(|c| c.status == "fail");
+    run.assert_status(if any_failed { 1 } else { 0 });
+    checks
+}
+
+/// `ragctl [GLOBAL..] doctor --check IDS --format json` in the scratch project.
+pub fn doctor(test: &Test, global: &[&str], ids: &[&str]) -> BTreeMap<String, Check> {
+    let ids = ids.join(",");
+    checks_of(&test.run(global.iter().copied().chain(["doctor", "--check", &ids, "--format", "json"])))
+}
+
+#[track_caller]
+pub fn assert_check(checks: &BTreeMap<String, Check>, id: &str, status: &str, detail_has: &[&str], hint_has: &[&str]) {
+    let c = checks.get(id).unwrap_or_else(|| panic!("{id} not in the report: {checks:#?}"));
+    assert_eq!(c.status, status, "{id}: {c:#?}");
+    for s in detail_has {
+        assert!(c.detail.contains(s), "{id} detail lacks {s:?}: {c:#?}");
+    }
+    for s in hint_has {
+        assert!(c.hint.contains(s), "{id} hint lacks {s:?}: {c:#?}");
+    }
 }
