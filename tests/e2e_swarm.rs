@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use common::{Run, Test, docker, free_port, require_docker, require_tool};
+use common::{Run, Test, docker, remove_labelled, require_docker, require_tool, stack_dir};
 
 const NAMESPACE: &str = "com.docker.stack.namespace";
 
@@ -63,16 +63,9 @@ impl SwarmProject {
     fn with(test_name: &str, configure: impl FnOnce(Test) -> Test) -> SwarmProject {
         ensure_swarm();
         let name = format!("e2es-{test_name}-{}", std::process::id());
-        let db_port = free_port();
-        let ragctl_yaml = format!(
-            "ports:\n  EXPOSE_DB_PORT: {db_port}\n  EXPOSE_REDIS_PORT: {}\n  EXPOSE_WEAVIATE_PORT: {}\n  EXPOSE_WEAVIATE_GRPC_PORT: {}\n",
-            free_port(),
-            free_port(),
-            free_port()
-        );
-        let test =
-            Test::new().file("ragctl.yaml", &ragctl_yaml).env("RAGCTL_SWARM_ROUTING", routing()).with_test_images();
-        SwarmProject { name, test: configure(test), db_port }
+        let (test, ports) = stack_dir(&[]);
+        let test = test.env("RAGCTL_SWARM_ROUTING", routing());
+        SwarmProject { name, test: configure(test), db_port: ports["EXPOSE_DB_PORT"] }
     }
 
     fn ragctl(&self, args: &[&str]) -> Run {
@@ -100,14 +93,6 @@ impl SwarmProject {
             })
             .collect()
     }
-
-    fn env_value(&self, key: &str) -> String {
-        let env = self.test.read(".env");
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key} not in .env:\n{env}"))
-            .to_string()
-    }
 }
 
 impl Drop for SwarmProject {
@@ -119,21 +104,10 @@ impl Drop for SwarmProject {
                 self.name, down.status, down.stderr
             );
         }
-        let filter = self.filter();
-        let leftovers = |kind: &str, format: &str| -> Vec<String> {
-            Command::new("docker")
-                .args([kind, "ls", "--filter", &filter, "--format", format])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect())
-                .unwrap_or_default()
-        };
-        let remove = |args: &[&str], names: Vec<String>| {
-            if !names.is_empty() {
-                let _ = Command::new("docker").args(args).args(&names).output();
-            }
-        };
-        remove(&["service", "rm"], leftovers("service", "{{.ID}}"));
+        let label = format!("{NAMESPACE}={}", self.name);
+        remove_labelled("service", &label);
         // Networks and volumes detach only once the tasks' containers are gone.
+        let filter = self.filter();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline
             && !Command::new("docker")
@@ -144,9 +118,9 @@ impl Drop for SwarmProject {
         {
             std::thread::sleep(Duration::from_millis(200));
         }
-        remove(&["network", "rm"], leftovers("network", "{{.ID}}"));
-        remove(&["secret", "rm"], leftovers("secret", "{{.ID}}"));
-        remove(&["volume", "rm", "-f"], leftovers("volume", "{{.Name}}"));
+        for kind in ["network", "secret", "volume"] {
+            remove_labelled(kind, &label);
+        }
     }
 }
 
@@ -194,7 +168,7 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
     }
 
     // The password reached PostgreSQL through the Swarm secret (POSTGRES_PASSWORD_FILE) and nowhere else.
-    let password = project.env_value("DB_PASSWORD");
+    let password = project.test.dotenv_value("DB_PASSWORD");
     let select = Command::new(&psql)
         .args(["-h", "127.0.0.1", "-p", &project.db_port.to_string(), "-U", "postgres", "-d", "dify"])
         .args(["-tAc", "select 1"])

@@ -282,8 +282,16 @@ pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const PORT_KEYS: [&str; 4] =
     ["EXPOSE_DB_PORT", "EXPOSE_REDIS_PORT", "EXPOSE_WEAVIATE_PORT", "EXPOSE_WEAVIATE_GRPC_PORT"];
 
-/// One test's stack: a scratch project directory, a unique project name (`e2e-<test>-<pid>`) and a free host port
-/// for each of [`PORT_KEYS`] (ragctl.yaml's `ports:`, its last section), with every service on its test image.
+/// A scratch project directory for a stack on the local test images: ragctl.yaml's `ports:` (its last section)
+/// gives each of [`PORT_KEYS`] a free host port, or the one in `fixed`. Returns the ports too.
+pub fn stack_dir(fixed: &[(&'static str, u16)]) -> (Test, BTreeMap<&'static str, u16>) {
+    let mut ports: BTreeMap<&'static str, u16> = PORT_KEYS.iter().map(|k| (*k, free_port())).collect();
+    ports.extend(fixed.iter().copied());
+    let listed: String = ports.iter().map(|(k, p)| format!("  {k}: {p}\n")).collect();
+    (Test::new().file("ragctl.yaml", &format!("ports:\n{listed}")).with_test_images(), ports)
+}
+
+/// One test's stack: a unique project name (`e2e-<test>-<pid>`) and a scratch project directory ([`stack_dir`]).
 /// Dropping it runs `ragctl down --volumes -y`, then force-removes anything still labelled with the project.
 pub struct Project {
     pub name: String,
@@ -307,10 +315,7 @@ impl Project {
     /// Like [`Project::with`], with the host ports in `fixed` instead of free ones.
     pub fn with_ports(test_name: &str, fixed: &[(&'static str, u16)], configure: impl FnOnce(Test) -> Test) -> Project {
         let name = format!("e2e-{test_name}-{}", std::process::id());
-        let mut ports: BTreeMap<&'static str, u16> = PORT_KEYS.iter().map(|k| (*k, free_port())).collect();
-        ports.extend(fixed.iter().copied());
-        let listed: String = ports.iter().map(|(k, p)| format!("  {k}: {p}\n")).collect();
-        let test = Test::new().file("ragctl.yaml", &format!("ports:\n{listed}")).with_test_images();
+        let (test, ports) = stack_dir(fixed);
         Project { name, test: configure(test), ports, foreign_networks: Vec::new() }
     }
 
