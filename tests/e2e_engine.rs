@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    LABEL_PROJECT, Project, Test, await_condition, docker, free_port, require_docker, require_tool, tcp_engine_endpoint,
+    CRASHER_PROFILE, LABEL_PROJECT, Project, Test, await_condition, docker, free_port, require_docker, require_tool,
+    tcp_engine_endpoint,
 };
 
 /// `ragctl ps --format json` as (container, state, health).
@@ -215,16 +216,6 @@ fn a_missing_image_with_pull_never_fails_naming_it_and_creates_nothing() {
     assert_eq!(project.networks(), Vec::<String>::new(), "no network was created");
     assert_eq!(project.volumes(), Vec::<String>::new(), "no volume was created");
 }
-
-const CRASHER_PROFILE: &str = r#"name: crasher
-description: a service that exits at once
-services:
-  crasher:
-    image: ragctl-test/base:bookworm
-    command: ["sh", "-c", "echo boom-marker; exit 3"]
-    networks: [data]
-    healthcheck: { test: ["CMD", "true"] }
-"#;
 
 #[test]
 fn a_service_that_exits_fails_up_fast_with_its_exit_code_and_log() {

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use common::{Run, Test, docker, remove_labelled, require_docker, require_tool, stack_dir};
+use common::{CRASHER_PROFILE, Run, Test, docker, remove_labelled, require_docker, require_tool, stack_dir};
 
 const NAMESPACE: &str = "com.docker.stack.namespace";
 
@@ -235,16 +235,6 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
     assert_eq!(swarm_state(), "active", "the swarm itself is left as it was");
     eprintln!("whole swarm test: {:?}", started.elapsed());
 }
-
-const CRASHER_PROFILE: &str = r#"name: crasher
-description: a service that exits at once
-services:
-  crasher:
-    image: ragctl-test/base:bookworm
-    command: ["sh", "-c", "echo boom-marker; exit 3"]
-    networks: [data]
-    healthcheck: { test: ["CMD", "true"] }
-"#;
 
 #[test]
 fn a_failing_task_fails_swarm_up_with_its_exit_code_and_log_lines() {

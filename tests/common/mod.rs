@@ -249,6 +249,17 @@ impl Test {
     }
 }
 
+/// A project profile (`profiles/crasher.yaml`) whose one service prints `boom-marker` and exits 3 at once.
+pub const CRASHER_PROFILE: &str = r#"name: crasher
+description: a service that exits at once
+services:
+  crasher:
+    image: ragctl-test/base:bookworm
+    command: ["sh", "-c", "echo boom-marker; exit 3"]
+    networks: [data]
+    healthcheck: { test: ["CMD", "true"] }
+"#;
+
 /// Forward TCP connections on a free local port to the engine's Unix socket, so ragctl sees a `tcp://` engine:
 /// what a remote engine looks like to it, whose published ports and container addresses it must not assume it
 /// can reach. Returns the `DOCKER_HOST` value. The forwarder lives as long as the test process.
