@@ -255,6 +255,25 @@ fn a_failing_task_fails_swarm_up_with_its_exit_code_and_log_lines() {
 }
 
 #[test]
+fn mesh_routing_on_a_kernel_without_ipvs_stops_before_creating_anything() {
+    if !require_docker() {
+        return;
+    }
+    if routing() == "mesh" {
+        eprintln!("not applicable: this kernel has IPVS, so the mesh routes (the other tests deploy with it)");
+        return;
+    }
+    let project = SwarmProject::with("no-ipvs", |t| t.env("RAGCTL_SWARM_ROUTING", "mesh"));
+    let up = project.ragctl(&["up", "--target", "swarm"]);
+    up.assert_status(1);
+    assert!(up.stderr.contains("no IPVS"), "says why:\n{}", up.stderr);
+    assert!(up.stderr.contains("RAGCTL_SWARM_ROUTING=host"), "and what to do:\n{}", up.stderr);
+    for kind in ["service", "network", "secret"] {
+        assert_eq!(project.list(kind, "{{.Name}}"), Vec::<String>::new(), "no {kind} was created");
+    }
+}
+
+#[test]
 fn swarm_commands_exit_3_naming_an_unreachable_engine() {
     // Needs no engine: the point is that there is none.
     let endpoint = format!("unix:///nonexistent-{}.sock", std::process::id());
