@@ -167,6 +167,19 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
         assert_eq!(health.trim(), "healthy", "{s}'s container passed its healthcheck");
     }
 
+    // The deploy policy as the engine stored it: stateful services placed on managers (no node carries
+    // ragctl.data=true here) and updated stop-first with rollback, a restart policy, the profile's healthcheck,
+    // and the project's networks are overlays.
+    let db_spec = |format: &str| {
+        docker(&["service", "inspect", "--format", format, &format!("{}_db_postgres", project.name)]).trim().to_string()
+    };
+    assert_eq!(db_spec("{{json .Spec.TaskTemplate.Placement.Constraints}}"), r#"["node.role==manager"]"#);
+    assert_eq!(db_spec("{{.Spec.UpdateConfig.Order}} {{.Spec.UpdateConfig.FailureAction}}"), "stop-first rollback");
+    assert_eq!(db_spec("{{.Spec.TaskTemplate.RestartPolicy.Condition}}"), "any");
+    assert!(db_spec("{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck.Test}}").contains("pg_isready"));
+    let drivers = docker(&["network", "ls", "--filter", &project.filter(), "--format", "{{.Driver}}"]);
+    assert!(!drivers.trim().is_empty() && drivers.lines().all(|d| d == "overlay"), "overlay networks: {drivers}");
+
     // The password reached PostgreSQL through the Swarm secret (POSTGRES_PASSWORD_FILE) and nowhere else.
     let password = project.test.dotenv_value("DB_PASSWORD");
     let select = Command::new(&psql)
