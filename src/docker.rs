@@ -217,11 +217,26 @@ impl DockerClient {
         Ok(self.list_networks_with_ids(project).await?.into_iter().map(|(name, _)| name).collect())
     }
 
-    /// The project's networks as (name, id).
+    /// The project's networks on this engine as (name, id). Swarm-scoped networks (a `--target swarm`
+    /// deployment's overlays, which carry the same project label) belong to the Swarm target and are left out.
     pub async fn list_networks_with_ids(&self, project: &str) -> Result<Vec<(String, String)>, Error> {
         let opts = ListNetworksOptions { filters: Some(project_filter(project)) };
         let nets = self.inner.list_networks(Some(opts)).await.map_err(docker_err("list networks of", project))?;
-        Ok(nets.into_iter().filter_map(|n| Some((n.name?, n.id.unwrap_or_default()))).collect())
+        Ok(nets
+            .into_iter()
+            .filter(|n| n.scope.as_deref() != Some("swarm"))
+            .filter_map(|n| Some((n.name?, n.id.unwrap_or_default())))
+            .collect())
+    }
+
+    /// How many Swarm services the project has (0 when the engine is not a swarm manager): a project deployed
+    /// with `--target swarm` is named in the container target's messages.
+    pub async fn swarm_service_count(&self, project: &str) -> usize {
+        let opts = bollard::query_parameters::ListServicesOptions {
+            filters: Some(namespace_filter(project)),
+            status: Some(false),
+        };
+        self.inner.list_services(Some(opts)).await.map(|l| l.len()).unwrap_or(0)
     }
 
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, Error> {

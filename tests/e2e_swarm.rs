@@ -221,6 +221,20 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
     dry.assert_status(0);
     assert!(dry.stdout.contains("nothing to do"), "dry run plans nothing:\n{}", dry.stdout);
 
+    // The container target sees the Swarm deployment instead of tripping over it: `ps` and `down` name it and
+    // leave it (and the volumes it mounts) alone, `up` refuses before creating anything.
+    let ps = project.ragctl(&["ps"]);
+    ps.assert_status(0);
+    assert!(ps.stderr.contains("runs on Swarm (3 services)"), "{}", ps.stderr);
+    let up_here = project.ragctl(&["up"]);
+    up_here.assert_status(1);
+    assert!(up_here.stderr.contains("is deployed on Swarm (3 services)"), "{}", up_here.stderr);
+    let down_here = project.ragctl(&["down", "--volumes", "-y"]);
+    down_here.assert_status(0);
+    assert!(down_here.stderr.contains("`ragctl down --target swarm` removes it"), "{}", down_here.stderr);
+    assert_eq!(project.service_versions(), versions, "the Swarm services were left alone");
+    assert_eq!(project.list("volume", "{{.Name}}").len(), 3, "and so were their volumes");
+
     // Rotating the password creates a new secret, updates only its consumer and drops the old secret.
     let env_text = project.test.read(".env").replace(&format!("DB_PASSWORD={password}"), "DB_PASSWORD=rotated0secret");
     std::fs::write(project.test.path().join(".env"), env_text).unwrap();

@@ -19,6 +19,8 @@ struct DownReport {
     containers: Vec<String>,
     networks: Vec<String>,
     volumes: Vec<String>,
+    /// Services of a `--target swarm` deployment of the same project, which this `down` leaves alone.
+    swarm_services_left: usize,
     elapsed_ms: u64,
 }
 
@@ -95,8 +97,12 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
         let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
         // Networks are listed with the containers (one round trip less once they are gone): `down` holds the
         // project lock, so no `up` of this project adds one meanwhile.
-        let (containers, networks) =
-            futures_util::try_join!(docker.list_containers(&project), docker.list_networks(&project))?;
+        let (containers, networks, swarm_services) = futures_util::join!(
+            docker.list_containers(&project),
+            docker.list_networks(&project),
+            docker.swarm_service_count(&project)
+        );
+        let (containers, networks) = (containers?, networks?);
         remove_in_dependency_order(&docker, &containers, rep.as_ref(), args.timeout).await?;
         futures_util::future::try_join_all(networks.iter().map(|n| async {
             docker.remove_network(n).await?;
@@ -104,7 +110,9 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
             Ok::<(), Error>(())
         }))
         .await?;
-        let volumes = if args.volumes { docker.list_volumes(&project).await? } else { Vec::new() };
+        // A Swarm deployment of the project mounts the same named volumes: they stay while it runs.
+        let volumes =
+            if args.volumes && swarm_services == 0 { docker.list_volumes(&project).await? } else { Vec::new() };
         futures_util::future::try_join_all(volumes.iter().map(|v| async {
             docker.remove_volume(v).await?;
             rep.event(Event::Removed { kind: "volume".into(), name: v.clone() });
@@ -116,6 +124,7 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
             containers: containers.into_iter().map(|c| c.name).collect(),
             networks,
             volumes,
+            swarm_services_left: swarm_services,
             elapsed_ms: 0,
         })
     }));
@@ -133,6 +142,12 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
             started.elapsed().as_secs_f64(),
             if args.volumes { "" } else { " (volumes kept; --volumes removes them)" }
         ));
+        if report.swarm_services_left > 0 {
+            out.info(&format!(
+                "project `{project}` also runs on Swarm ({} services), left alone with the volumes it mounts: `ragctl down --target swarm` removes it",
+                report.swarm_services_left
+            ));
+        }
     }
     Ok(super::OK)
 }

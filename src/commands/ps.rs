@@ -31,7 +31,9 @@ pub fn run(settings: &Settings, out: &Output, args: &crate::cli::PsArgs) -> Resu
         let containers = docker.list_containers(project).await?;
         let inspected =
             futures_util::future::try_join_all(containers.iter().map(|c| docker.inspect(&c.id, &c.name))).await?;
-        Ok::<_, Error>(
+        let swarm_services = if containers.is_empty() { docker.swarm_service_count(project).await } else { 0 };
+        Ok::<_, Error>((
+            swarm_services,
             containers
                 .into_iter()
                 .zip(inspected)
@@ -46,8 +48,9 @@ pub fn run(settings: &Settings, out: &Output, args: &crate::cli::PsArgs) -> Resu
                     status: c.status,
                 })
                 .collect::<Vec<_>>(),
-        )
+        ))
     })?;
+    let (swarm_services, rows) = rows;
     if out.is_json() {
         out.json(&rows);
         return Ok(super::OK);
@@ -79,7 +82,11 @@ pub fn run(settings: &Settings, out: &Output, args: &crate::cli::PsArgs) -> Resu
             w1 = widths.1
         ));
     }
-    if rows.is_empty() {
+    if rows.is_empty() && swarm_services > 0 {
+        out.info(&format!(
+            "project `{project}` has no containers; it runs on Swarm ({swarm_services} services): `ragctl ps --target swarm`"
+        ));
+    } else if rows.is_empty() {
         out.info(&format!("project `{project}` has no containers"));
     } else {
         out.data(&text);
