@@ -205,14 +205,8 @@ pub async fn apply_up(
 /// services waiting for each other. The other independent services start once these have started:
 /// starting containers contends for the engine and the CPU, and the longest chain decides when `up` is done.
 fn first_wave(plan: &Plan) -> BTreeSet<String> {
-    let waits_on = |c: &ContainerStep, dep: &str| c.spec.depends_on.iter().any(|(d, _)| d == dep);
     // chain(s) = 1 + the longest chain among the services that wait for s (started, ready or completed).
-    fn chain<'a>(
-        service: &'a str,
-        plan: &'a Plan,
-        waits_on: &dyn Fn(&ContainerStep, &str) -> bool,
-        seen: &mut Vec<&'a str>,
-    ) -> usize {
+    fn chain<'a>(service: &'a str, plan: &'a Plan, seen: &mut Vec<&'a str>) -> usize {
         if seen.contains(&service) {
             return 0; // a cycle; ragctl rejects them before this point
         }
@@ -220,8 +214,8 @@ fn first_wave(plan: &Plan) -> BTreeSet<String> {
         let longest = plan
             .containers
             .iter()
-            .filter(|c| waits_on(c, service))
-            .map(|c| chain(&c.service, plan, waits_on, seen))
+            .filter(|c| c.spec.depends_on.iter().any(|(d, _)| d == service))
+            .map(|c| chain(&c.service, plan, seen))
             .max()
             .unwrap_or(0);
         seen.pop();
@@ -229,7 +223,7 @@ fn first_wave(plan: &Plan) -> BTreeSet<String> {
     }
     let roots: BTreeSet<&str> =
         plan.containers.iter().filter(|c| c.spec.depends_on.is_empty()).map(|c| c.service.as_str()).collect();
-    let chains: Vec<(&str, usize)> = roots.iter().map(|r| (*r, chain(r, plan, &waits_on, &mut Vec::new()))).collect();
+    let chains: Vec<(&str, usize)> = roots.iter().map(|r| (*r, chain(r, plan, &mut Vec::new()))).collect();
     let longest = chains.iter().map(|(_, n)| *n).max().unwrap_or(0);
     chains.into_iter().filter(|(_, n)| *n == longest).map(|(s, _)| s.to_string()).collect()
 }
