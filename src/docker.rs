@@ -303,9 +303,8 @@ impl DockerClient {
         Ok(())
     }
 
-    /// Create (not start) a container. Engines before API 1.44 accept one network at create time, so the
-    /// others are connected right after.
-    /// Create the container attached to its first network; [`Self::connect_extra_networks`] attaches the others.
+    /// Create (not start) a container attached to its first network: engines before API 1.44 accept one network
+    /// at create time, so [`Self::connect_extra_networks`] attaches the others.
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
         let endpoint = |_net: &str| EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() };
         let first = spec.networks.first().cloned().unwrap_or_default();
