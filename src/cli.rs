@@ -217,6 +217,9 @@ pub struct RestartArgs {
     /// Seconds to wait for each container to stop before it is killed
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<i32>,
+    /// Return once containers are restarted, without waiting for them to be ready again
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -508,6 +508,34 @@ fn restart_restarts_only_the_named_service_and_keeps_its_container() {
 }
 
 #[test]
+fn restart_waits_until_the_restarted_service_is_ready_again_and_fails_when_it_is_not() {
+    if !require_docker() {
+        return;
+    }
+    // The gated service proves ready only while `gate/open` exists; its readiness timeout is 2 s.
+    let profile = GATED_PROFILE.replace("    ready: {", "    timeout: 2\n    ready: {");
+    let project = Project::with("restart-ready", |t| t.file("profiles/gated.yaml", &profile).file("gate/open", ""));
+    let gated = ["--profile", "weaviate,gated"];
+    project.ragctl(&[&gated[..], &["up"]].concat()).assert_status(0);
+
+    // Gate shut: the restarted container never proves ready, so restart fails naming it (exit 1).
+    std::fs::remove_file(project.test.path().join("gate/open")).unwrap();
+    let failed = project.ragctl(&[&gated[..], &["restart", "gated", "--timeout", "1"]].concat());
+    failed.assert_status(1);
+    assert!(failed.stderr.contains("service `gated`"), "names the service:\n{}", failed.stderr);
+    assert!(failed.stderr.contains("`ragctl restart gated`"), "and how to retry:\n{}", failed.stderr);
+
+    // --no-wait returns once it is restarted, ready or not.
+    project.ragctl(&[&gated[..], &["restart", "gated", "--timeout", "1", "--no-wait"]].concat()).assert_status(0);
+
+    // Gate open: restart returns once the probe passes again.
+    std::fs::write(project.test.path().join("gate/open"), "").unwrap();
+    let ok = project.ragctl(&[&gated[..], &["restart", "gated", "--timeout", "1"]].concat());
+    ok.assert_status(0);
+    assert!(ok.stderr.contains("restarted 1 containers, all ready"), "{}", ok.stderr);
+}
+
+#[test]
 fn up_and_down_report_json_on_stdout_and_progress_as_json_lines_on_stderr() {
     if !require_docker() {
         return;

@@ -379,7 +379,12 @@ async fn ensure_running(
 }
 
 fn failure(step: &ContainerStep, not_ready: NotReady) -> Error {
-    let mut message = format!("service `{}` (container `{}`) {}", step.service, step.container, not_ready.message);
+    not_ready_error(&step.service, &step.container, not_ready, HINT_RERUN)
+}
+
+/// A container that will not become ready, with its healthcheck log and last log lines, and `hint`.
+pub fn not_ready_error(service: &str, container: &str, not_ready: NotReady, hint: &str) -> Error {
+    let mut message = format!("service `{service}` (container `{container}`) {}", not_ready.message);
     if !not_ready.health_log.is_empty() {
         message.push_str("\n\nhealthcheck log:");
         for line in not_ready.health_log.iter().rev().take(3).rev() {
@@ -387,12 +392,12 @@ fn failure(step: &ContainerStep, not_ready: NotReady) -> Error {
         }
     }
     if !not_ready.logs.is_empty() {
-        message.push_str(&format!("\n\nlast {} log lines of `{}`:", not_ready.logs.len(), step.container));
+        message.push_str(&format!("\n\nlast {} log lines of `{container}`:", not_ready.logs.len()));
         for line in &not_ready.logs {
             message.push_str(&format!("\n  {line}"));
         }
     }
-    Error::Deploy { message, hint: Some(HINT_RERUN.into()) }
+    Error::Deploy { message, hint: Some(hint.into()) }
 }
 
 #[cfg(test)]
