@@ -197,21 +197,21 @@ async fn preflight(docker: &DockerClient, plan: &Plan) -> Result<(), Error> {
     }
     // Networks to create: a first deployment here, so check that the project is not already on Swarm (its
     // overlays carry the same name the bridge would get, and its tasks hold the same ports and volumes).
-    if !plan.create_networks.is_empty() {
-        let services = docker.swarm_service_count(&plan.project).await;
-        if services > 0 {
-            return Err(Error::Deploy {
-                message: format!(
-                    "project `{}` is deployed on Swarm ({services} services); nothing was created",
-                    plan.project
-                ),
-                hint: Some(
-                    "manage it with `--target swarm` (`ragctl down --target swarm` removes it), or run this one under another project name (-p)".into(),
-                ),
-            });
-        }
+    let swarm_services =
+        async { if plan.create_networks.is_empty() { 0 } else { docker.swarm_service_count(&plan.project).await } };
+    let (services, conflicts) = futures_util::join!(swarm_services, port_conflicts(docker, plan));
+    if services > 0 {
+        return Err(Error::Deploy {
+            message: format!(
+                "project `{}` is deployed on Swarm ({services} services); nothing was created",
+                plan.project
+            ),
+            hint: Some(
+                "manage it with `--target swarm` (`ragctl down --target swarm` removes it), or run this one under another project name (-p)".into(),
+            ),
+        });
     }
-    let conflicts = port_conflicts(docker, plan).await?;
+    let conflicts = conflicts?;
     if !conflicts.is_empty() {
         let message = conflicts.iter().map(|c| c.describe()).collect::<Vec<_>>().join("\n");
         return Err(Error::Deploy {
