@@ -107,10 +107,16 @@ async fn probe_once(
         return true;
     }
     // A remote engine's container addresses are not routable from here: its own healthcheck decides TCP and
-    // HTTP readiness, and pg_isready in the container decides PostgreSQL's.
+    // HTTP readiness (a container without one counts once it runs), and pg_isready in the container decides
+    // PostgreSQL's.
     if !docker.is_local() {
         match probe {
-            ReadinessProbe::Tcp(_) | ReadinessProbe::Http { .. } => return status.health.as_deref() == Some("healthy"),
+            ReadinessProbe::Tcp(_) | ReadinessProbe::Http { .. } => {
+                return match status.health.as_deref() {
+                    None => status.running,
+                    health => health == Some("healthy"),
+                };
+            }
             ReadinessProbe::Postgres(port) => {
                 let (user, database) = postgres_identity(status);
                 let cmd: Vec<String> =
