@@ -413,8 +413,10 @@ impl DockerClient {
         }
     }
 
-    pub async fn remove(&self, id: &str, name: &str) -> Result<(), Error> {
-        let opts = RemoveContainerOptions { force: true, v: false, link: false };
+    /// Remove a container; `anonymous_volumes` also removes the unnamed volumes only it used (named volumes
+    /// never go with a container).
+    pub async fn remove(&self, id: &str, name: &str, anonymous_volumes: bool) -> Result<(), Error> {
+        let opts = RemoveContainerOptions { force: true, v: anonymous_volumes, link: false };
         match self.inner.remove_container(id, Some(opts)).await {
             Err(e) if is_not_found(&e) => Ok(()),
             other => other.map_err(docker_err("remove container", name)),

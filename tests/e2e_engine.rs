@@ -372,6 +372,18 @@ fn pg_cluster_comes_up_with_a_streaming_replica() {
     let streaming = psql_in("db_postgres-1", "select count(*) from pg_stat_replication where state='streaming'");
     assert!(streaming.parse::<u32>().unwrap() >= 1, "the primary streams to a replica: {streaming}");
     assert_eq!(psql_in("db_postgres_replica-1", "select pg_is_in_recovery()"), "t", "the replica is a standby");
+
+    // The replica clones into an anonymous volume: `down --volumes` removes it with the named ones.
+    let replica = format!("{}-db_postgres_replica-1", project.name);
+    let format = r#"{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}"#;
+    let mounted = docker(&["inspect", "-f", format, &replica]);
+    let anonymous: Vec<&str> = mounted.split_whitespace().filter(|v| !v.starts_with(&project.name)).collect();
+    assert!(!anonymous.is_empty(), "the replica mounts an anonymous volume: {mounted}");
+    project.ragctl(&["--profile", "weaviate,pg_cluster", "down", "--volumes", "-y"]).assert_status(0);
+    let left = docker(&["volume", "ls", "-q"]);
+    for v in anonymous {
+        assert!(!left.lines().any(|l| l == v), "anonymous volume {v} was removed");
+    }
 }
 
 #[test]

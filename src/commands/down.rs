@@ -51,6 +51,7 @@ async fn remove_in_dependency_order(
     containers: &[ObservedContainer],
     reporter: &dyn crate::reporter::Reporter,
     timeout: Option<i32>,
+    volumes: bool,
 ) -> Result<(), Error> {
     use tokio::sync::watch;
     let channels: Vec<(watch::Sender<bool>, watch::Receiver<bool>)> =
@@ -73,7 +74,8 @@ async fn remove_in_dependency_order(
             let stopped = docker.stop(&c.id, &c.name, timeout).await;
             let _ = done.send(true);
             stopped?;
-            docker.remove(&c.id, &c.name).await?;
+            // --volumes removes the data: also the anonymous volumes (a pg_cluster replica's clone).
+            docker.remove(&c.id, &c.name, volumes).await?;
             reporter.event(crate::reporter::Event::Removed { kind: "container".into(), name: c.name.clone() });
             Ok::<(), Error>(())
         }
@@ -103,7 +105,7 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
             docker.swarm_service_count(&project)
         );
         let (containers, networks) = (containers?, networks?);
-        remove_in_dependency_order(&docker, &containers, rep.as_ref(), args.timeout).await?;
+        remove_in_dependency_order(&docker, &containers, rep.as_ref(), args.timeout, args.volumes).await?;
         futures_util::future::try_join_all(networks.iter().map(|n| async {
             docker.remove_network(n).await?;
             rep.event(Event::Removed { kind: "network".into(), name: n.clone() });

@@ -69,7 +69,8 @@ pub async fn remove_containers(
     let removals = containers.iter().map(|c| async move {
         reporter.event(Event::Stopping { service: c.service.clone(), container: c.name.clone() });
         docker.stop(&c.id, &c.name, stop_timeout).await?;
-        docker.remove(&c.id, &c.name).await?;
+        // Scaled-down replicas and orphans are gone for good: so are their anonymous volumes.
+        docker.remove(&c.id, &c.name, true).await?;
         reporter.event(Event::Removed { kind: "container".into(), name: c.name.clone() });
         Ok::<(), Error>(())
     });
@@ -129,7 +130,8 @@ pub async fn apply_up(
                     reason: reason.describe().into(),
                 });
                 docker.stop(id, &step.container, None).await?;
-                docker.remove(id, &step.container).await?;
+                // The new container starts with fresh anonymous volumes: the old ones would only be left behind.
+                docker.remove(id, &step.container, true).await?;
             }
             let id = match docker.create_container(&step.spec).await {
                 Ok(id) => id,
