@@ -89,3 +89,10 @@ impl EnvSnapshot {
 pub fn compose_variable(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
+
+/// Compose's substitution for a project: the process environment over the `.env` values in `doc` (resolved
+/// once, their own `${VAR}` references included).
+pub fn compose_lookup(doc: &crate::dotenv::DotEnv) -> impl Fn(&str) -> Option<String> + use<> {
+    let dotenv_values = doc.resolved(&|name| compose_variable(name));
+    move |name| compose_variable(name).or_else(|| dotenv_values.get(name).cloned())
+}

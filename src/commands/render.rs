@@ -175,8 +175,7 @@ fn run_kubernetes(
 
     // Compose's rule, as `up` applies it: the process environment overrides .env.
     let doc = crate::env_file::EnvFile::load(&settings.env_file)?.doc_or_empty();
-    let dotenv_values = doc.resolved(&|name| crate::env_vars::compose_variable(name));
-    let vars = |name: &str| crate::env_vars::compose_variable(name).or_else(|| dotenv_values.get(name).cloned());
+    let vars = crate::env_vars::compose_lookup(&doc);
     let input = KubernetesInput { stack, catalog, settings, config_files, vars: &vars };
     let manifests = render_manifests(&input)?;
 

@@ -10,7 +10,7 @@ use crate::engine::apply::not_ready_error;
 use crate::engine::readiness::wait_ready;
 use crate::engine::spec::desired;
 use crate::env_file::EnvFile;
-use crate::env_vars::compose_variable;
+use crate::env_vars::compose_lookup;
 use crate::error::Error;
 use crate::output::Output;
 use crate::profile::ReadinessProbe;
@@ -99,8 +99,7 @@ pub fn run(settings: &Settings, out: &Output, args: &RestartArgs) -> Result<i32,
 fn readiness_of(settings: &Settings) -> Result<HashMap<String, (ReadinessProbe, Duration)>, Error> {
     let (_, stack) = super::load_stack(settings)?;
     let doc = EnvFile::load(&settings.env_file)?.doc_or_new();
-    let dotenv_values = doc.resolved(&|name| compose_variable(name));
-    let vars = |name: &str| compose_variable(name).or_else(|| dotenv_values.get(name).cloned());
+    let vars = compose_lookup(&doc);
     let desired = desired(&stack, &vars, &settings.project_dir, None)?;
     Ok(desired.containers.into_iter().map(|c| (c.name, (c.ready, c.ready_timeout))).collect())
 }

@@ -14,7 +14,7 @@ use crate::engine::plan::{Observed, Plan, plan_up};
 use crate::engine::preflight::port_conflicts;
 use crate::engine::spec::desired;
 use crate::env_file::EnvFile;
-use crate::env_vars::compose_variable;
+use crate::env_vars::compose_lookup;
 use crate::error::Error;
 use crate::output::Output;
 use crate::render::{TemplateSource, render_stack};
@@ -73,8 +73,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
     }
 
     // Compose's rule: the process environment overrides .env.
-    let dotenv_values = doc.resolved(&|name| compose_variable(name));
-    let vars = |name: &str| compose_variable(name).or_else(|| dotenv_values.get(name).cloned());
+    let vars = compose_lookup(&doc);
     let desired = desired(&stack, &vars, &settings.project_dir, args.timeout.map(Duration::from_secs))?;
 
     // --- swarm: the same model, deployed as Swarm services ---
