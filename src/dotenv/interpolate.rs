@@ -1,9 +1,10 @@
-//! `${NAME}`, `${NAME:-default}` and `${NAME-default}` references inside `.env` values, for reading only.
+//! `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:+alternative}` and `${NAME+alternative}` references
+//! inside `.env` values, for reading only.
 //!
 //! Interpolation is applied when a caller asks for resolved values; the document model never stores or writes an
 //! expanded value. This module must not know about quoting: the parser tells it which `$` signs were escaped.
 //! A bare `$NAME` stays literal (as docker-compose 1.29.2 reads it) and so does any `${` that does not form a
-//! complete reference; a default is taken literally (no nested references).
+//! complete reference; a default or alternative is taken literally (no nested references).
 
 /// Expand the references in `value`. `escaped_dollars` are byte offsets of `$` signs that must stay literal.
 pub(crate) fn interpolate(value: &str, escaped_dollars: &[usize], lookup: &dyn Fn(&str) -> Option<String>) -> String {
@@ -31,16 +32,19 @@ pub(crate) fn interpolate(value: &str, escaped_dollars: &[usize], lookup: &dyn F
 #[derive(Debug, PartialEq, Eq)]
 struct Reference<'a> {
     name: &'a str,
-    default: Option<Default<'a>>,
+    operand: Option<Operand<'a>>,
     /// Bytes from `$` through `}`.
     len: usize,
 }
 
+/// What follows the name: `:-default`, `-default`, `:+alternative` or `+alternative`.
 #[derive(Debug, PartialEq, Eq)]
-struct Default<'a> {
+struct Operand<'a> {
     text: &'a str,
-    /// `:-` (true) also replaces an empty value; `-` (false) only an unset one.
-    when_empty: bool,
+    /// `-` (false): `text` stands in for a missing value; `+` (true): `text` stands in for a present one.
+    alternative: bool,
+    /// With `:`, an empty value counts as unset.
+    colon: bool,
 }
 
 impl<'a> Reference<'a> {
@@ -56,30 +60,33 @@ impl<'a> Reference<'a> {
         }
         let name = &body[..name_len];
         let after = &body[name_len..];
-        let (default, consumed) = if after.starts_with('}') {
+        let (operand, consumed) = if after.starts_with('}') {
             (None, 0)
         } else {
-            let (when_empty, default_start) = if after.starts_with(":-") {
-                (true, 2)
-            } else if after.starts_with('-') {
-                (false, 1)
-            } else {
-                return None;
+            let colon = after.starts_with(':');
+            let operator_start = usize::from(colon);
+            let alternative = match after[operator_start..].chars().next() {
+                Some('-') => false,
+                Some('+') => true,
+                _ => return None,
             };
-            let close = after[default_start..].find('}')?;
-            let text = &after[default_start..default_start + close];
-            (Some(Default { text, when_empty }), default_start + close)
+            let text_start = operator_start + 1;
+            let close = after[text_start..].find('}')?;
+            let text = &after[text_start..text_start + close];
+            (Some(Operand { text, alternative, colon }), text_start + close)
         };
-        Some(Reference { name, default, len: 2 + name_len + consumed + 1 })
+        Some(Reference { name, operand, len: 2 + name_len + consumed + 1 })
     }
 
     fn resolve(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
         let found = lookup(self.name);
-        match (&self.default, found) {
-            (Some(default), Some(v)) if default.when_empty && v.is_empty() => default.text.to_owned(),
-            (_, Some(v)) => v,
-            (Some(default), None) => default.text.to_owned(),
-            (None, None) => String::new(),
+        let Some(operand) = &self.operand else { return found.unwrap_or_default() };
+        let present = found.as_deref().is_some_and(|v| !(operand.colon && v.is_empty()));
+        match (operand.alternative, present) {
+            (false, true) => found.unwrap_or_default(),
+            (false, false) => operand.text.to_owned(),
+            (true, true) => operand.text.to_owned(),
+            (true, false) => String::new(),
         }
     }
 }
@@ -123,6 +130,21 @@ mod tests {
         assert_eq!(expand("${UNSET-d}"), "d");
         assert_eq!(expand("${EMPTY-d}"), "");
         assert_eq!(expand("${SET-d}"), "value");
+    }
+
+    #[test]
+    fn colon_plus_alternative_applies_to_set_and_non_empty_only() {
+        assert_eq!(expand("${SET:+alt}"), "alt");
+        assert_eq!(expand("${EMPTY:+alt}"), "");
+        assert_eq!(expand("${UNSET:+alt}"), "");
+        assert_eq!(expand("a${SET:+b}c"), "abc");
+    }
+
+    #[test]
+    fn plus_alternative_applies_to_any_set_variable() {
+        assert_eq!(expand("${SET+alt}"), "alt");
+        assert_eq!(expand("${EMPTY+alt}"), "alt");
+        assert_eq!(expand("${UNSET+alt}"), "");
     }
 
     #[test]

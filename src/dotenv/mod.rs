@@ -15,6 +15,8 @@
 //! - `${..}` inside single quotes is literal (1.29.2 expands it);
 //! - `${NAME-default}` uses the default only when `NAME` is unset (1.29.2 looks up a variable literally named
 //!   `NAME-default`), and `${NAME:-default}` also when it is empty (1.29.2: only when unset).
+//! - `${NAME:+alternative}` / `${NAME+alternative}` give `alternative` when `NAME` is set and non-empty / set,
+//!   and nothing otherwise (1.29.2 keeps the first literally and looks up a variable named `NAME+alternative`).
 //!
 //! A bare `$NAME` is literal, as in 1.29.2. A lone carriage return is rejected rather than guessed at.
 
