@@ -384,6 +384,35 @@ fn a_malformed_env_stops_every_command_with_its_location_and_is_left_untouched()
     assert!(!t.exists(".env"), "a failed import must not create .env");
 }
 
+#[test]
+fn a_non_utf8_env_stops_every_command_with_exit_2_naming_the_first_invalid_byte() {
+    // `é` is valid UTF-8 (one character, two bytes); the Latin-1 `\xe9` after `caf` is not. The column counts
+    // characters: S-I-T-E-_-N-A-M-E-= is 10, `é` 11, space 12, `caf` 13..15, the bad byte 16.
+    let bytes: &[u8] =
+        b"# hand-written\nDB_PASSWORD=Zq8sX2p9Lm4nB7vC1xK5wE3rT6yU0iO2\nSITE_NAME=\xc3\xa9 caf\xe9\nOTHER=1\n";
+    let t = Test::new().file("other.env", "LOG_LEVEL=INFO\n").env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    std::fs::write(t.path().join(".env"), bytes).unwrap();
+    let before_files = files(&t);
+    for command in [
+        "secret gen",
+        "secret gen --rotate DB_PASSWORD --yes",
+        "secret list",
+        "--format json secret check",
+        "env import other.env",
+        "render --target kubernetes",
+        "up --dry-run",
+        "up",
+    ] {
+        let run = ragctl(&t, &format!("{APP} {command}"));
+        run.assert_status(2);
+        assert!(run.stderr.contains(".env:3:16"), "`{command}` must name .env:3:16 (line:column):\n{}", run.stderr);
+        assert!(run.stderr.contains("UTF-8"), "`{command}` must say what is wrong:\n{}", run.stderr);
+        assert!(run.stdout.is_empty(), "`{command}` printed data:\n{}", run.stdout);
+        assert_eq!(std::fs::read(t.path().join(".env")).unwrap(), bytes, "`{command}` changed .env");
+        assert_eq!(files(&t), before_files, "`{command}` left files behind");
+    }
+}
+
 const DIFY_ENV: &str = "\
 # ------------------------------
 # Environment of the reference deployment

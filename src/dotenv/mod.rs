@@ -58,10 +58,24 @@ pub enum LoadError {
     },
 }
 
-/// Read and parse the `.env` file at `path`.
+/// Read and parse the `.env` file at `path`. Bytes that are not UTF-8 are a parse error at their position.
 pub fn load(path: &Path) -> Result<DotEnv, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-    DotEnv::parse(&src).map_err(|source| LoadError::Parse { path: path.to_owned(), source })
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let src = std::str::from_utf8(&bytes)
+        .map_err(|e| LoadError::Parse { path: path.to_owned(), source: invalid_utf8(&bytes, e.valid_up_to()) })?;
+    DotEnv::parse(src).map_err(|source| LoadError::Parse { path: path.to_owned(), source })
+}
+
+/// Where the first invalid byte is, counted like every other parse error: 1-based line, column in characters.
+fn invalid_utf8(bytes: &[u8], valid_up_to: usize) -> ParseError {
+    // Everything before `valid_up_to` is valid UTF-8 by definition.
+    let valid = std::str::from_utf8(&bytes[..valid_up_to]).unwrap_or_default();
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    ParseError {
+        line: valid.matches('\n').count() + 1,
+        column: valid[line_start..].chars().count() + 1,
+        kind: ParseErrorKind::InvalidUtf8 { byte: bytes.get(valid_up_to).copied().unwrap_or_default() },
+    }
 }
 
 impl DotEnv {
