@@ -413,6 +413,45 @@ fn a_non_utf8_env_stops_every_command_with_exit_2_naming_the_first_invalid_byte(
     }
 }
 
+#[test]
+fn a_read_only_env_is_never_replaced_and_the_hint_that_makes_it_writable_works() {
+    let partial = "# kept read-only on purpose\nLOG_LEVEL=INFO\n";
+    let t = Test::new().file(".env", partial).file("other.env", "SECRET_KEY=sk-imported-value-that-is-long-enough-1\n");
+    let read_only =
+        |t: &Test| std::fs::set_permissions(t.path().join(".env"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    read_only(&t);
+    let before_files = files(&t);
+    let before_inode = inode(&t, ".env");
+
+    // The tests run as root, who could write it anyway: ragctl must go by the mode bits, not by EACCES.
+    for command in ["secret gen", "env import other.env --overwrite"] {
+        let run = ragctl(&t, &format!("{APP} {command}"));
+        run.assert_status(1);
+        assert!(run.stderr.contains("read-only"), "`{command}` says why:\n{}", run.stderr);
+        assert!(run.stderr.contains("hint:") && run.stderr.contains("chmod 600"), "`{command}`:\n{}", run.stderr);
+        assert_eq!(t.read(".env"), partial, "`{command}` changed .env");
+        assert_eq!(mode(&t, ".env"), 0o400, "`{command}` changed its mode");
+        assert_eq!(inode(&t, ".env"), before_inode, "`{command}` replaced the file");
+        assert_eq!(files(&t), before_files, "`{command}` left files behind");
+    }
+
+    // Following the hint works.
+    std::fs::set_permissions(t.path().join(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    ragctl(&t, &format!("{APP} secret gen")).assert_status(0);
+    let generated = t.read(".env");
+    assert!(generated.starts_with(partial), "{generated}");
+
+    // A refused rotation keeps no backup either.
+    read_only(&t);
+    let before_files = files(&t);
+    let rotate = ragctl(&t, &format!("{APP} secret gen --rotate DB_PASSWORD --yes"));
+    rotate.assert_status(1);
+    assert!(rotate.stderr.contains("chmod 600"), "{}", rotate.stderr);
+    assert_eq!(t.read(".env"), generated, "the rotation changed .env");
+    assert_eq!(files(&t), before_files, "the refused rotation left files behind");
+    assert!(backups(&t).is_empty(), "{:?}", backups(&t));
+}
+
 const DIFY_ENV: &str = "\
 # ------------------------------
 # Environment of the reference deployment
