@@ -96,6 +96,11 @@ pub enum Error {
     #[error("refusing to write `{}`: it is read-only (mode {mode:04o})", path.display())]
     ReadOnlyFile { path: PathBuf, mode: u32 },
 
+    /// A path ragctl must own alone (the project lock) is not safe to use: a symbolic link, or a directory that
+    /// another user owns or can write into.
+    #[error("refusing to use `{}`: {reason}", path.display())]
+    UnsafePath { path: PathBuf, reason: &'static str },
+
     /// A Docker API call failed.
     #[error("failed to {action} `{target}`: {cause}")]
     Docker { action: &'static str, target: String, cause: String },
@@ -135,7 +140,8 @@ impl Error {
             | Error::Drift { .. }
             | Error::Docker { .. }
             | Error::Deploy { .. }
-            | Error::ReadOnlyFile { .. } => exit::FAILURE,
+            | Error::ReadOnlyFile { .. }
+            | Error::UnsafePath { .. } => exit::FAILURE,
             Error::DockerUnreachable { .. } => exit::DOCKER_UNREACHABLE,
             Error::Interrupted => exit::INTERRUPTED,
         }
@@ -154,6 +160,10 @@ impl Error {
             Error::Deploy { hint, .. } => hint.clone(),
             Error::ReadOnlyFile { path, .. } => Some(format!(
                 "make it writable (`chmod 600 {}`) and run the command again, or leave it as it is",
+                path.display()
+            )),
+            Error::UnsafePath { path, .. } => Some(format!(
+                "remove it (`rm -r {}`): ragctl creates it again, private to this user",
                 path.display()
             )),
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {

@@ -429,6 +429,48 @@ fn two_concurrent_ups_on_one_project_are_serialized() {
     assert_eq!(project.container_ids().len(), 3, "one stack, not two half-stacks");
 }
 
+#[test]
+fn a_symlink_planted_at_the_lock_path_is_never_written_through() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    // No engine needed: `down` takes the lock before it connects, and an unreachable one makes it stop there.
+    let t = Test::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let tmp = t.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let t = t.env("TMPDIR", tmp.to_str().unwrap());
+    let victim = t.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let project = format!("lock-symlink-{}", std::process::id());
+    // What another user on this machine could plant: a link at the old, shared lock path...
+    symlink(&victim, tmp.join(format!("ragctl-{project}.lock"))).unwrap();
+    // ...and one at the new path, as if the per-user directory had been made by someone who can write in it.
+    let own_dir = tmp.join(format!("ragctl-{}", std::fs::metadata(t.path()).unwrap().uid()));
+    std::fs::create_dir(&own_dir).unwrap();
+    std::fs::set_permissions(&own_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let lock = own_dir.join(format!("{project}.lock"));
+    symlink(&victim, &lock).unwrap();
+
+    let down = t.run(["-p", &project, "down"]);
+
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "the link's target was written:\n{}",
+        down.stderr
+    );
+    down.assert_status(1);
+    assert!(down.stderr.contains("symbolic link"), "it says why it refuses:\n{}", down.stderr);
+    assert!(down.stderr.contains(&lock.display().to_string()), "and names the lock file:\n{}", down.stderr);
+
+    // Without the planted link `down` goes on (to the unreachable engine), in a lock file of its own.
+    std::fs::remove_file(&lock).unwrap();
+    let down = t.run(["-p", &project, "down"]);
+    down.assert_status(3);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let meta = std::fs::symlink_metadata(&lock).unwrap();
+    assert!(meta.is_file(), "a regular file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "that only its owner can read");
+}
+
 const REPLICATED_PROFILE: &str = r#"name: replicated
 description: a stateless app stand-in with two replicas
 services:
