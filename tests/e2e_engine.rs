@@ -217,6 +217,57 @@ fn a_missing_image_with_pull_never_fails_naming_it_and_creates_nothing() {
     assert_eq!(project.volumes(), Vec::<String>::new(), "no volume was created");
 }
 
+/// Every file under `dir` with its mode and contents, to compare a directory before and after a command.
+/// The files here are text; a lossy decoding keeps a failure readable and still tells any two of them apart.
+fn snapshot(dir: &std::path::Path) -> BTreeMap<String, (u32, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            if meta.is_dir() {
+                pending.push(path);
+                files.insert(format!("{rel}/"), (meta.permissions().mode(), String::new()));
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                files.insert(rel, (meta.permissions().mode(), text));
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn an_up_refused_by_preflight_leaves_the_project_directory_as_it_was() {
+    if !require_docker() {
+        return;
+    }
+    // A hand-written .env that lacks the stack's secrets: a successful `up` would generate them there.
+    let env = "# mine\nLOG_LEVEL=INFO\n";
+    let project = Project::with("refused-port", |t| t.file(".env", env));
+    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_DB_PORT"])).unwrap();
+    let before = snapshot(project.test.path());
+
+    let up = project.ragctl(&["up"]);
+
+    up.assert_status(1);
+    assert!(up.stderr.contains("preflight failed"), "{}", up.stderr);
+    assert_eq!(snapshot(project.test.path()), before, "a refused up wrote into the project directory");
+    drop(holder);
+
+    let project = Project::with("refused-image", |t| {
+        t.file(".env", env).env("RAGCTL_IMAGE_REDIS", "ragctl-test/does-not-exist:1")
+    });
+    let before = snapshot(project.test.path());
+    let up = project.ragctl(&["up", "--pull", "never"]);
+    up.assert_status(1);
+    assert!(up.stderr.contains("ragctl-test/does-not-exist:1"), "{}", up.stderr);
+    assert_eq!(snapshot(project.test.path()), before, "a refused up wrote into the project directory");
+}
+
 #[test]
 fn a_service_that_exits_fails_up_fast_with_its_exit_code_and_log() {
     if !require_docker() {
