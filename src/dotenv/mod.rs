@@ -17,6 +17,7 @@
 //!   `NAME-default`), and `${NAME:-default}` also when it is empty (1.29.2: only when unset).
 //! - `${NAME:+alternative}` / `${NAME+alternative}` give `alternative` when `NAME` is set and non-empty / set,
 //!   and nothing otherwise (1.29.2 keeps the first literally and looks up a variable named `NAME+alternative`).
+//! - a default or alternative may hold references (`${A:-${B}}`); 1.29.2 takes it literally up to the first `}`.
 //!
 //! A bare `$NAME` is literal, as in 1.29.2. A lone carriage return is rejected rather than guessed at.
 
