@@ -1,5 +1,8 @@
 //! The project's `.env` on disk: load it into a [`DotEnv`] (errors name `file:line:column`), save it
 //! atomically with mode 0600, keep 0600 backups. Knows nothing about secrets.
+//!
+//! A `.env` without its owner's write bit is read-only by the operator's choice: it is never replaced, not even
+//! by root, who could (the check is on the mode bits, not on whether a write would fail).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +38,16 @@ impl EnvFile {
         self.doc.clone().unwrap_or_else(|| DotEnv::new_with_header(""))
     }
 
+    /// Refuse (before anything is written) when the file exists and is read-only.
+    pub fn ensure_writable(&self) -> Result<(), Error> {
+        match read_only_mode(&self.path) {
+            Some(mode) => Err(Error::ReadOnlyFile { path: self.path.clone(), mode }),
+            None => Ok(()),
+        }
+    }
+
     pub fn save(&self, doc: &DotEnv) -> Result<(), Error> {
+        self.ensure_writable()?;
         write_atomic(&self.path, doc.render().as_bytes(), Some(0o600)).map_err(|e| Error::io("write", &self.path, e))
     }
 
@@ -53,6 +65,19 @@ impl EnvFile {
         write_atomic(&backup, doc.render().as_bytes(), Some(0o600)).map_err(|e| Error::io("write", &backup, e))?;
         Ok(Some(backup))
     }
+}
+
+/// The permission bits of `path` when it exists without its owner's write bit.
+#[cfg(unix)]
+fn read_only_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o200 == 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn read_only_mode(path: &Path) -> Option<u32> {
+    std::fs::metadata(path).ok().filter(|m| m.permissions().readonly()).map(|_| 0o444)
 }
 
 pub fn map_load_error(e: LoadError) -> Error {

@@ -91,6 +91,16 @@ pub enum Error {
     #[error("failed to connect to the Docker engine at `{endpoint}`: {cause}")]
     DockerUnreachable { endpoint: String, cause: String },
 
+    /// A file ragctl would replace has no owner write bit: the operator made it read-only, and that is respected
+    /// even by root (who could write it anyway).
+    #[error("refusing to write `{}`: it is read-only (mode {mode:04o})", path.display())]
+    ReadOnlyFile { path: PathBuf, mode: u32 },
+
+    /// A path ragctl must own alone (the project lock) is not safe to use: a symbolic link, or a directory that
+    /// another user owns or can write into.
+    #[error("refusing to use `{}`: {reason}", path.display())]
+    UnsafePath { path: PathBuf, reason: &'static str },
+
     /// A Docker API call failed.
     #[error("failed to {action} `{target}`: {cause}")]
     Docker { action: &'static str, target: String, cause: String },
@@ -126,7 +136,12 @@ impl Error {
             Error::Parse { .. } | Error::Config { .. } | Error::UnknownProfile { .. } | Error::Template { .. } => {
                 exit::USAGE
             }
-            Error::Io { .. } | Error::Drift { .. } | Error::Docker { .. } | Error::Deploy { .. } => exit::FAILURE,
+            Error::Io { .. }
+            | Error::Drift { .. }
+            | Error::Docker { .. }
+            | Error::Deploy { .. }
+            | Error::ReadOnlyFile { .. }
+            | Error::UnsafePath { .. } => exit::FAILURE,
             Error::DockerUnreachable { .. } => exit::DOCKER_UNREACHABLE,
             Error::Interrupted => exit::INTERRUPTED,
         }
@@ -143,6 +158,14 @@ impl Error {
                     .to_string(),
             ),
             Error::Deploy { hint, .. } => hint.clone(),
+            Error::ReadOnlyFile { path, .. } => Some(format!(
+                "make it writable (`chmod 600 {}`) and run the command again, or leave it as it is",
+                path.display()
+            )),
+            Error::UnsafePath { path, .. } => Some(format!(
+                "remove it (`rm -r {}`): ragctl creates it again, private to this user",
+                path.display()
+            )),
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 Some("check the permissions of the file and its directory".to_string())
             }

@@ -811,7 +811,11 @@ impl<'a> Model<'a> {
             (self.input.vars)(name).or_else(|| self.input.stack.env.get(name).map(|e| e.default.clone()))
         };
         let text = interpolate(raw, &lookup).map_err(|e| {
-            Error::config_hint(format!("failed to resolve {what}: {e}"), format!("set `{}` in `.env`", e.name))
+            Error::config_hint(
+                format!("failed to resolve {what}: {e}"),
+                e.variable()
+                    .map_or("write `$$` for a literal `$`".to_string(), |name| format!("set `{name}` in `.env`")),
+            )
         })?;
         Ok(Resolved { text, secrets: secrets.into_inner() })
     }

@@ -1,5 +1,9 @@
 //! Where output goes: data to stdout (text or JSON), narration and errors to stderr. Commands never call
 //! `println!` directly, so `--format json`, `-q` and colour rules hold everywhere.
+//!
+//! Nothing here may panic on a failed write: `print!`/`eprint!` do when stdout or stderr is a closed pipe or a
+//! full disk (`2>/dev/full`), turning a finished command into exit 101. Output that cannot be delivered is dropped,
+//! and the exit code stays the command's.
 
 use std::io::{self, Write};
 
@@ -40,20 +44,20 @@ impl Output {
     /// Narration on stderr, hidden by `-q`.
     pub fn info(&self, msg: &str) {
         if self.quiet == 0 {
-            eprintln!("{msg}");
+            narrate(msg);
         }
     }
 
     /// Extra detail on stderr, shown with `-v`.
     pub fn detail(&self, msg: &str) {
         if self.verbose > 0 && self.quiet == 0 {
-            eprintln!("{msg}");
+            narrate(msg);
         }
     }
 
     pub fn warn(&self, msg: &str) {
         if self.quiet < 2 {
-            eprintln!("{}: {msg}", self.paint("warning", "33"));
+            narrate(&format!("{}: {msg}", self.paint("warning", "33")));
         }
     }
 
@@ -62,10 +66,16 @@ impl Output {
         if let Some(hint) = err.hint() {
             text.push_str(&format!("\n\n{}: {hint}", self.paint("hint", "36")));
         }
-        eprintln!("{text}");
+        narrate(&text);
     }
 
     fn paint(&self, word: &str, ansi: &str) -> String {
         if self.color { format!("\x1b[1;{ansi}m{word}\x1b[0m") } else { word.to_string() }
     }
+}
+
+/// One line on stderr in one write. There is nowhere left to report a failure to write to stderr, so it is ignored.
+fn narrate(line: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_all(format!("{line}\n").as_bytes()).and_then(|()| err.flush());
 }

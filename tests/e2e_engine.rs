@@ -217,6 +217,57 @@ fn a_missing_image_with_pull_never_fails_naming_it_and_creates_nothing() {
     assert_eq!(project.volumes(), Vec::<String>::new(), "no volume was created");
 }
 
+/// Every file under `dir` with its mode and contents, to compare a directory before and after a command.
+/// The files here are text; a lossy decoding keeps a failure readable and still tells any two of them apart.
+fn snapshot(dir: &std::path::Path) -> BTreeMap<String, (u32, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            if meta.is_dir() {
+                pending.push(path);
+                files.insert(format!("{rel}/"), (meta.permissions().mode(), String::new()));
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                files.insert(rel, (meta.permissions().mode(), text));
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn an_up_refused_by_preflight_leaves_the_project_directory_as_it_was() {
+    if !require_docker() {
+        return;
+    }
+    // A hand-written .env that lacks the stack's secrets: a successful `up` would generate them there.
+    let env = "# mine\nLOG_LEVEL=INFO\n";
+    let project = Project::with("refused-port", |t| t.file(".env", env));
+    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_DB_PORT"])).unwrap();
+    let before = snapshot(project.test.path());
+
+    let up = project.ragctl(&["up"]);
+
+    up.assert_status(1);
+    assert!(up.stderr.contains("preflight failed"), "{}", up.stderr);
+    assert_eq!(snapshot(project.test.path()), before, "a refused up wrote into the project directory");
+    drop(holder);
+
+    let project = Project::with("refused-image", |t| {
+        t.file(".env", env).env("RAGCTL_IMAGE_REDIS", "ragctl-test/does-not-exist:1")
+    });
+    let before = snapshot(project.test.path());
+    let up = project.ragctl(&["up", "--pull", "never"]);
+    up.assert_status(1);
+    assert!(up.stderr.contains("ragctl-test/does-not-exist:1"), "{}", up.stderr);
+    assert_eq!(snapshot(project.test.path()), before, "a refused up wrote into the project directory");
+}
+
 #[test]
 fn a_service_that_exits_fails_up_fast_with_its_exit_code_and_log() {
     if !require_docker() {
@@ -427,6 +478,48 @@ fn two_concurrent_ups_on_one_project_are_serialized() {
     let waited = stderrs.iter().filter(|s| s.contains("waiting for another ragctl operation on project")).count();
     assert_eq!(waited, 1, "exactly one waited for the other:\n{}", stderrs.join("\n---\n"));
     assert_eq!(project.container_ids().len(), 3, "one stack, not two half-stacks");
+}
+
+#[test]
+fn a_symlink_planted_at_the_lock_path_is_never_written_through() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    // No engine needed: `down` takes the lock before it connects, and an unreachable one makes it stop there.
+    let t = Test::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let tmp = t.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let t = t.env("TMPDIR", tmp.to_str().unwrap());
+    let victim = t.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let project = format!("lock-symlink-{}", std::process::id());
+    // What another user on this machine could plant: a link at the old, shared lock path...
+    symlink(&victim, tmp.join(format!("ragctl-{project}.lock"))).unwrap();
+    // ...and one at the new path, as if the per-user directory had been made by someone who can write in it.
+    let own_dir = tmp.join(format!("ragctl-{}", std::fs::metadata(t.path()).unwrap().uid()));
+    std::fs::create_dir(&own_dir).unwrap();
+    std::fs::set_permissions(&own_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let lock = own_dir.join(format!("{project}.lock"));
+    symlink(&victim, &lock).unwrap();
+
+    let down = t.run(["-p", &project, "down"]);
+
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "the link's target was written:\n{}",
+        down.stderr
+    );
+    down.assert_status(1);
+    assert!(down.stderr.contains("symbolic link"), "it says why it refuses:\n{}", down.stderr);
+    assert!(down.stderr.contains(&lock.display().to_string()), "and names the lock file:\n{}", down.stderr);
+
+    // Without the planted link `down` goes on (to the unreachable engine), in a lock file of its own.
+    std::fs::remove_file(&lock).unwrap();
+    let down = t.run(["-p", &project, "down"]);
+    down.assert_status(3);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let meta = std::fs::symlink_metadata(&lock).unwrap();
+    assert!(meta.is_file(), "a regular file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "that only its owner can read");
 }
 
 const REPLICATED_PROFILE: &str = r#"name: replicated

@@ -1,6 +1,8 @@
 //! The exit codes are public API (README "Exit codes"): one test per code, through the real binary.
 
 mod common;
+use std::process::Stdio;
+
 use common::Test;
 
 #[test]
@@ -57,4 +59,38 @@ fn exit_130_on_sigint() {
     let status = child.wait().expect("wait");
     let _ = std::process::Command::new("docker").args(["rm", "-f", &name]).output();
     assert_eq!(status.code(), Some(130));
+}
+
+/// Where a shell sends output it cannot keep: `/dev/full` fails every write with ENOSPC.
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full")
+}
+
+/// A pipe whose reader is gone: every write fails with EPIPE, as after `ragctl ... 2>&1 | head -c 1`.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    writer
+}
+
+#[test]
+fn narration_into_a_full_or_closed_stderr_keeps_the_exit_code_and_never_panics() {
+    // `render` succeeds and narrates what it wrote; `render --profile nope` fails with a usage error.
+    for (args, code) in [(vec!["render"], 0), (vec!["render", "--profile", "nope"], 2)] {
+        let t = Test::new();
+        let full = t.command(&args).stdout(Stdio::null()).stderr(dev_full()).status().unwrap();
+        assert_eq!(full.code(), Some(code), "{args:?} with stderr on /dev/full");
+        let closed = t.command(&args).stdout(Stdio::null()).stderr(closed_pipe()).status().unwrap();
+        assert_eq!(closed.code(), Some(code), "{args:?} with stderr a closed pipe");
+    }
+    assert!(Test::new().run(["render"]).stderr.contains("rendered 1 files"), "render does narrate on stderr");
+}
+
+#[test]
+fn data_into_a_closed_stdout_ends_quietly_with_exit_0() {
+    let t = Test::new();
+    let out = t.command(["profiles"]).stdout(closed_pipe()).stderr(Stdio::piped()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "without a word on stderr");
+    assert!(!t.run(["profiles"]).stdout.is_empty(), "profiles does write data");
 }

@@ -384,6 +384,74 @@ fn a_malformed_env_stops_every_command_with_its_location_and_is_left_untouched()
     assert!(!t.exists(".env"), "a failed import must not create .env");
 }
 
+#[test]
+fn a_non_utf8_env_stops_every_command_with_exit_2_naming_the_first_invalid_byte() {
+    // `é` is valid UTF-8 (one character, two bytes); the Latin-1 `\xe9` after `caf` is not. The column counts
+    // characters: S-I-T-E-_-N-A-M-E-= is 10, `é` 11, space 12, `caf` 13..15, the bad byte 16.
+    let bytes: &[u8] =
+        b"# hand-written\nDB_PASSWORD=Zq8sX2p9Lm4nB7vC1xK5wE3rT6yU0iO2\nSITE_NAME=\xc3\xa9 caf\xe9\nOTHER=1\n";
+    let t = Test::new().file("other.env", "LOG_LEVEL=INFO\n").env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    std::fs::write(t.path().join(".env"), bytes).unwrap();
+    let before_files = files(&t);
+    for command in [
+        "secret gen",
+        "secret gen --rotate DB_PASSWORD --yes",
+        "secret list",
+        "--format json secret check",
+        "env import other.env",
+        "render --target kubernetes",
+        "up --dry-run",
+        "up",
+    ] {
+        let run = ragctl(&t, &format!("{APP} {command}"));
+        run.assert_status(2);
+        assert!(run.stderr.contains(".env:3:16"), "`{command}` must name .env:3:16 (line:column):\n{}", run.stderr);
+        assert!(run.stderr.contains("UTF-8"), "`{command}` must say what is wrong:\n{}", run.stderr);
+        assert!(run.stdout.is_empty(), "`{command}` printed data:\n{}", run.stdout);
+        assert_eq!(std::fs::read(t.path().join(".env")).unwrap(), bytes, "`{command}` changed .env");
+        assert_eq!(files(&t), before_files, "`{command}` left files behind");
+    }
+}
+
+#[test]
+fn a_read_only_env_is_never_replaced_and_the_hint_that_makes_it_writable_works() {
+    let partial = "# kept read-only on purpose\nLOG_LEVEL=INFO\n";
+    let t = Test::new().file(".env", partial).file("other.env", "SECRET_KEY=sk-imported-value-that-is-long-enough-1\n");
+    let read_only =
+        |t: &Test| std::fs::set_permissions(t.path().join(".env"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    read_only(&t);
+    let before_files = files(&t);
+    let before_inode = inode(&t, ".env");
+
+    // The tests run as root, who could write it anyway: ragctl must go by the mode bits, not by EACCES.
+    for command in ["secret gen", "env import other.env --overwrite"] {
+        let run = ragctl(&t, &format!("{APP} {command}"));
+        run.assert_status(1);
+        assert!(run.stderr.contains("read-only"), "`{command}` says why:\n{}", run.stderr);
+        assert!(run.stderr.contains("hint:") && run.stderr.contains("chmod 600"), "`{command}`:\n{}", run.stderr);
+        assert_eq!(t.read(".env"), partial, "`{command}` changed .env");
+        assert_eq!(mode(&t, ".env"), 0o400, "`{command}` changed its mode");
+        assert_eq!(inode(&t, ".env"), before_inode, "`{command}` replaced the file");
+        assert_eq!(files(&t), before_files, "`{command}` left files behind");
+    }
+
+    // Following the hint works.
+    std::fs::set_permissions(t.path().join(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    ragctl(&t, &format!("{APP} secret gen")).assert_status(0);
+    let generated = t.read(".env");
+    assert!(generated.starts_with(partial), "{generated}");
+
+    // A refused rotation keeps no backup either.
+    read_only(&t);
+    let before_files = files(&t);
+    let rotate = ragctl(&t, &format!("{APP} secret gen --rotate DB_PASSWORD --yes"));
+    rotate.assert_status(1);
+    assert!(rotate.stderr.contains("chmod 600"), "{}", rotate.stderr);
+    assert_eq!(t.read(".env"), generated, "the rotation changed .env");
+    assert_eq!(files(&t), before_files, "the refused rotation left files behind");
+    assert!(backups(&t).is_empty(), "{:?}", backups(&t));
+}
+
 const DIFY_ENV: &str = "\
 # ------------------------------
 # Environment of the reference deployment

@@ -41,6 +41,10 @@ fn generate(settings: &Settings, out: &Output, args: &SecretGenArgs) -> Result<i
     let changes = plan_gen(&stack, &doc, &args.rotate)?;
 
     let rotating = !args.rotate.is_empty();
+    if !changes.is_empty() {
+        // Before asking, and before any backup: a refusal must leave the directory as it was.
+        file.ensure_writable()?;
+    }
     if rotating && !changes.is_empty() {
         let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
         confirm(settings, &format!("Rotate {} in `{}`?", names.join(", "), file.path.display()))?;
@@ -49,8 +53,14 @@ fn generate(settings: &Settings, out: &Output, args: &SecretGenArgs) -> Result<i
     for c in &changes {
         doc.set_in_group(&c.profile, &c.name, c.value.expose());
     }
-    if !changes.is_empty() {
-        file.save(&doc)?;
+    if !changes.is_empty()
+        && let Err(e) = file.save(&doc)
+    {
+        // The backup holds what `.env` still holds: keeping it would only leave a stray copy of the secrets.
+        if let Some(b) = &backup {
+            let _ = std::fs::remove_file(b);
+        }
+        return Err(e);
     }
 
     if out.is_json() {

@@ -1,5 +1,6 @@
-//! `ragctl up`: resolve → render → secrets → desired state → observe → plan → preflight → pull → apply.
-//! `--dry-run` stops after the plan and writes nothing.
+//! `ragctl up`: resolve → render → secrets → desired state → observe → plan → preflight → pull → write the
+//! rendered files and `.env` → apply. `--dry-run` stops after the plan and writes nothing; a refused `up`
+//! (preflight, a failed pull) has written nothing either.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -53,24 +54,37 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
     for c in &generated {
         doc.set_in_group(&c.profile, &c.name, c.value.expose());
     }
-    if !args.dry_run {
+    if !generated.is_empty() && !args.dry_run {
+        // A read-only .env is refused now, not after the images were pulled.
+        env_file.ensure_writable()?;
+    }
+    let say_generated = |verb: &str| {
+        if !generated.is_empty() && !out.is_json() {
+            let names: Vec<&str> = generated.iter().map(|c| c.name.as_str()).collect();
+            out.info(&format!(
+                "{verb} {} missing secrets in `{}`: {}",
+                names.len(),
+                env_file.path.display(),
+                names.join(", ")
+            ));
+        }
+    };
+    if args.dry_run {
+        say_generated("would generate");
+    }
+    // Rendered files and .env are written only once nothing is left that could refuse the deployment (preflight,
+    // pulls): a refused `up` leaves the project directory as it was. `written` says whether they were.
+    let written = std::cell::Cell::new(false);
+    let write_project_files = || -> Result<(), Error> {
         for f in &changed_files {
             write_rendered(&settings.project_dir, f)?;
         }
         if !generated.is_empty() {
             env_file.save(&doc)?;
         }
-    }
-    if !generated.is_empty() && !out.is_json() {
-        let names: Vec<&str> = generated.iter().map(|c| c.name.as_str()).collect();
-        let verb = if args.dry_run { "would generate" } else { "generated" };
-        out.info(&format!(
-            "{verb} {} missing secrets in `{}`: {}",
-            names.len(),
-            env_file.path.display(),
-            names.join(", ")
-        ));
-    }
+        written.set(true);
+        Ok(())
+    };
 
     // Compose's rule: the process environment overrides .env.
     let vars = compose_lookup(&doc);
@@ -78,6 +92,10 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
 
     // --- swarm: the same model, deployed as Swarm services ---
     if args.target == crate::cli::DeployTarget::Swarm {
+        if !args.dry_run {
+            write_project_files()?;
+            say_generated("generated");
+        }
         let changed: Vec<String> = changed_files.iter().map(|f| f.path.clone()).collect();
         let generated: Vec<String> = generated.iter().map(|c| c.name.clone()).collect();
         let prelude = crate::swarm::UpPrelude { changed_files: &changed, secrets_generated: &generated, started };
@@ -109,6 +127,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
             }
         }
         pull_images(&docker, &plan, rep.as_ref()).await?;
+        write_project_files()?;
         let wait = !args.no_wait;
         let proven = crate::ready_cache::load(&stack.project);
         let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait, &proven).await?;
@@ -116,6 +135,9 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         Ok((plan, lines, outcomes))
     }));
     rep.finish();
+    if written.get() {
+        say_generated("generated");
+    }
     let (plan, lines, outcomes) = result?;
 
     let elapsed = started.elapsed();

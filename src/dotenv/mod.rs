@@ -15,6 +15,9 @@
 //! - `${..}` inside single quotes is literal (1.29.2 expands it);
 //! - `${NAME-default}` uses the default only when `NAME` is unset (1.29.2 looks up a variable literally named
 //!   `NAME-default`), and `${NAME:-default}` also when it is empty (1.29.2: only when unset).
+//! - `${NAME:+alternative}` / `${NAME+alternative}` give `alternative` when `NAME` is set and non-empty / set,
+//!   and nothing otherwise (1.29.2 keeps the first literally and looks up a variable named `NAME+alternative`).
+//! - a default or alternative may hold references (`${A:-${B}}`); 1.29.2 takes it literally up to the first `}`.
 //!
 //! A bare `$NAME` is literal, as in 1.29.2. A lone carriage return is rejected rather than guessed at.
 
@@ -56,10 +59,24 @@ pub enum LoadError {
     },
 }
 
-/// Read and parse the `.env` file at `path`.
+/// Read and parse the `.env` file at `path`. Bytes that are not UTF-8 are a parse error at their position.
 pub fn load(path: &Path) -> Result<DotEnv, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-    DotEnv::parse(&src).map_err(|source| LoadError::Parse { path: path.to_owned(), source })
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let src = std::str::from_utf8(&bytes)
+        .map_err(|e| LoadError::Parse { path: path.to_owned(), source: invalid_utf8(&bytes, e.valid_up_to()) })?;
+    DotEnv::parse(src).map_err(|source| LoadError::Parse { path: path.to_owned(), source })
+}
+
+/// Where the first invalid byte is, counted like every other parse error: 1-based line, column in characters.
+fn invalid_utf8(bytes: &[u8], valid_up_to: usize) -> ParseError {
+    // Everything before `valid_up_to` is valid UTF-8 by definition.
+    let valid = std::str::from_utf8(&bytes[..valid_up_to]).unwrap_or_default();
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    ParseError {
+        line: valid.matches('\n').count() + 1,
+        column: valid[line_start..].chars().count() + 1,
+        kind: ParseErrorKind::InvalidUtf8 { byte: bytes.get(valid_up_to).copied().unwrap_or_default() },
+    }
 }
 
 impl DotEnv {

@@ -28,6 +28,9 @@ pub enum ParseErrorKind {
     // avoids silently meaning two different things.
     #[error("carriage return not followed by a line feed")]
     BareCarriageReturn,
+    /// compose reads `.env` as UTF-8; a file saved in another encoding (Latin-1, UTF-16) is not guessed at.
+    #[error("invalid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")]
+    InvalidUtf8 { byte: u8 },
 }
 
 fn describe(found: Option<char>) -> String {

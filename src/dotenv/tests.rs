@@ -284,6 +284,20 @@ fn load_reports_path_and_position() {
     assert_eq!(load(&path).expect("valid").get("A"), Some("1"));
 }
 
+#[test]
+fn load_names_the_first_byte_that_is_not_utf8() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(".env");
+    // Line 2: `N`, `=`, `ü` (two bytes, one character), then Latin-1 `é`.
+    std::fs::write(&path, b"A=1\nN=\xc3\xbc\xe9\n").expect("write");
+    let err = load(&path).expect_err("not UTF-8");
+    assert_eq!(err.to_string(), format!("{}:2:4: invalid UTF-8 (byte 0xe9); save the file as UTF-8", path.display()));
+    // A multi-byte character cut off at the end of the file.
+    std::fs::write(&path, b"A=\xc3").expect("write");
+    let err = load(&path).expect_err("truncated");
+    assert!(err.to_string().ends_with(":1:3: invalid UTF-8 (byte 0xc3); save the file as UTF-8"), "{err}");
+}
+
 // --- editing -------------------------------------------------------------------------------------------
 
 #[test]

@@ -1,28 +1,49 @@
-//! Compose variable substitution for values of the stack model, with compose's semantics: `$$` is a literal
-//! `$`, `${VAR}` / `$VAR`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset), `${VAR:?message}` and
-//! `${VAR?message}` (required). Pure: values come from a lookup function.
+//! Compose variable substitution for values of the stack model, with compose v2's semantics: `$$` is a literal
+//! `$`, `${VAR}` / `$VAR`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset), `${VAR:+alternative}`
+//! (set and non-empty), `${VAR+alternative}` (set), `${VAR:?message}` and `${VAR?message}` (required).
+//! Defaults and alternatives may hold references themselves. Anything else inside `${..}` is an error, never a
+//! guess. Pure: values come from a lookup function.
 
 use std::fmt;
 
-/// A required variable was unset (or empty, for `:?`).
+/// Why a value could not be substituted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingVariable {
-    pub name: String,
-    pub message: String,
+pub enum InterpolationError {
+    /// A required variable (`${VAR?message}`, `${VAR:?message}`) was unset (or empty, for `:?`).
+    Missing { name: String, message: String },
+    /// A `${..}` compose would reject (`${VAR:x}`, `${}`, `${1A}`): said, never guessed at.
+    InvalidSyntax { expression: String },
 }
 
-impl fmt::Display for MissingVariable {
+impl InterpolationError {
+    /// The variable to set in `.env`, when setting one is the fix.
+    pub fn variable(&self) -> Option<&str> {
+        match self {
+            InterpolationError::Missing { name, .. } => Some(name),
+            InterpolationError::InvalidSyntax { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for InterpolationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
-            write!(f, "required variable `{}` is not set", self.name)
-        } else {
-            write!(f, "required variable `{}` is not set: {}", self.name, self.message)
+        match self {
+            InterpolationError::Missing { name, message } if message.is_empty() => {
+                write!(f, "required variable `{name}` is not set")
+            }
+            InterpolationError::Missing { name, message } => {
+                write!(f, "required variable `{name}` is not set: {message}")
+            }
+            InterpolationError::InvalidSyntax { expression } => write!(
+                f,
+                "invalid interpolation `{expression}` (compose understands `${{VAR}}`, `${{VAR:-default}}`, `${{VAR-default}}`, `${{VAR:+alternative}}`, `${{VAR+alternative}}`, `${{VAR:?message}}` and `${{VAR?message}}`; write `$$` for a literal `$`)"
+            ),
         }
     }
 }
 
 /// Substitute every reference in `input`.
-pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, MissingVariable> {
+pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolationError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -33,9 +54,8 @@ pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
             rest = stripped;
         } else if let Some(body) = after.strip_prefix('{') {
             let Some(end) = matching_brace(body) else {
-                // Unterminated: compose rejects it; keep it literal so the error surfaces where it is used.
-                out.push_str(&rest[pos..]);
-                return Ok(out);
+                // Unterminated: compose rejects it, and so does ragctl rather than guess what was meant.
+                return Err(InterpolationError::InvalidSyntax { expression: rest[pos..].to_string() });
             };
             out.push_str(&substitute(&body[..end], lookup)?);
             rest = &body[end + 1..];
@@ -69,33 +89,40 @@ fn matching_brace(body: &str) -> Option<usize> {
     None
 }
 
-fn substitute(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, MissingVariable> {
-    let name_len = expr.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').map(char::len_utf8).sum();
-    let (name, op) = expr.split_at(name_len);
+/// One `${..}` body (`expr`, without the braces). Alternatives and defaults are themselves interpolated, as compose
+/// v2 does; only the branch that is used is evaluated.
+fn substitute(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolationError> {
+    let invalid = || InterpolationError::InvalidSyntax { expression: format!("${{{expr}}}") };
+    let name_len = expr
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit())))
+        .map_or(expr.len(), |(i, _)| i);
+    if name_len == 0 {
+        return Err(invalid());
+    }
+    let (name, rest) = expr.split_at(name_len);
     let value = lookup(name);
+    let set = value.is_some();
     let set_nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
-    let result = if let Some(default) = op.strip_prefix(":-") {
-        if set_nonempty { value.unwrap_or_default() } else { interpolate(default, lookup)? }
-    } else if let Some(default) = op.strip_prefix('-') {
-        match value {
-            Some(v) => v,
-            None => interpolate(default, lookup)?,
-        }
-    } else if let Some(message) = op.strip_prefix(":?") {
-        if set_nonempty {
-            value.unwrap_or_default()
-        } else {
-            return Err(MissingVariable { name: name.to_string(), message: message.to_string() });
-        }
-    } else if let Some(message) = op.strip_prefix('?') {
-        match value {
-            Some(v) => v,
-            None => return Err(MissingVariable { name: name.to_string(), message: message.to_string() }),
-        }
-    } else {
-        value.unwrap_or_default()
-    };
-    Ok(result)
+    let missing = |message: &str| InterpolationError::Missing { name: name.to_string(), message: message.to_string() };
+    let (operator, operand) = [":-", ":+", ":?", "-", "+", "?"]
+        .iter()
+        .find_map(|op| rest.strip_prefix(op).map(|operand| (*op, operand)))
+        .unwrap_or(("", rest));
+    Ok(match operator {
+        "" if operand.is_empty() => value.unwrap_or_default(),
+        "" => return Err(invalid()),
+        ":-" if set_nonempty => value.unwrap_or_default(),
+        ":-" => interpolate(operand, lookup)?,
+        "-" if set => value.unwrap_or_default(),
+        "-" => interpolate(operand, lookup)?,
+        ":+" if set_nonempty => interpolate(operand, lookup)?,
+        "+" if set => interpolate(operand, lookup)?,
+        ":+" | "+" => String::new(),
+        ":?" if set_nonempty => value.unwrap_or_default(),
+        "?" if set => value.unwrap_or_default(),
+        _ => return Err(missing(operand)),
+    })
 }
 
 #[cfg(test)]
@@ -129,9 +156,52 @@ mod tests {
     }
 
     #[test]
+    fn colon_plus_gives_the_alternative_only_for_a_set_non_empty_variable() {
+        let i = |s: &str| interpolate(s, &vars).unwrap();
+        assert_eq!(i("${A:+alt}"), "alt");
+        assert_eq!(i("${EMPTY:+alt}"), "");
+        assert_eq!(i("${B:+alt}"), "");
+        assert_eq!(i("--flag=${A:+on}."), "--flag=on.");
+    }
+
+    #[test]
+    fn plus_gives_the_alternative_for_any_set_variable() {
+        let i = |s: &str| interpolate(s, &vars).unwrap();
+        assert_eq!(i("${A+alt}"), "alt");
+        assert_eq!(i("${EMPTY+alt}"), "alt");
+        assert_eq!(i("${B+alt}"), "");
+    }
+
+    #[test]
+    fn alternatives_and_defaults_nest() {
+        let i = |s: &str| interpolate(s, &vars).unwrap();
+        assert_eq!(i("${A:+port ${PORT}}"), "port 5433");
+        assert_eq!(i("${A+${B:-fallback}}"), "fallback");
+        assert_eq!(i("${B:-${A:+x${PORT}}}"), "x5433");
+        assert_eq!(i("${EMPTY:-${B+never}}"), "");
+        assert_eq!(i("${B:+$${A}}"), "");
+        assert_eq!(i("${A:+$${A}}"), "${A}");
+    }
+
+    #[test]
+    fn an_unsupported_expression_is_rejected_not_guessed() {
+        for expr in ["${A:x}", "${A!}", "${}", "${:-d}", "${A B}", "${A:}", "${A#prefix}", "${1A}"] {
+            let err = interpolate(expr, &vars).expect_err(expr);
+            assert!(
+                matches!(err, InterpolationError::InvalidSyntax { ref expression } if expression == expr),
+                "{expr}: {err:?}"
+            );
+            assert!(err.to_string().contains(expr), "the message quotes it: {err}");
+        }
+    }
+
+    #[test]
     fn required_variables() {
         let err = interpolate("${B:?B is not set, run ragctl secret gen}", &vars).unwrap_err();
-        assert_eq!(err, MissingVariable { name: "B".into(), message: "B is not set, run ragctl secret gen".into() });
+        assert_eq!(
+            err,
+            InterpolationError::Missing { name: "B".into(), message: "B is not set, run ragctl secret gen".into() }
+        );
         assert!(interpolate("${EMPTY:?no}", &vars).is_err());
         assert_eq!(interpolate("${EMPTY?no}", &vars).unwrap(), "");
         assert_eq!(interpolate("${A:?no}", &vars).unwrap(), "alpha");

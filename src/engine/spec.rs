@@ -200,10 +200,11 @@ fn container_spec(
     let project = &stack.project;
     let sub = |value: &str, field: &str| -> Result<String, Error> {
         interpolate(value, vars).map_err(|e| {
-            Error::config_hint(
-                format!("failed to resolve {field} of service `{}`: {e}", svc.name),
-                "run `ragctl secret gen`, or set the variable in .env",
-            )
+            let hint = match e.variable() {
+                Some(_) => "run `ragctl secret gen`, or set the variable in .env",
+                None => "fix the profile's value (write `$$` for a literal `$`)",
+            };
+            Error::config_hint(format!("failed to resolve {field} of service `{}`: {e}", svc.name), hint)
         })
     };
     let sub_all = |values: &[String], field: &str| -> Result<Vec<String>, Error> {
