@@ -32,10 +32,15 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::cli::{DownArgs, PsArgs, UpArgs};
-use crate::docker::{DockerClient, ObservedSwarmNetwork, ObservedSwarmService, ObservedTask};
+use crate::docker::{
+    DockerClient, ObservedSwarmNetwork, ObservedSwarmService, ObservedTask, ServiceCreate, ServicePort,
+};
+pub use crate::docker::{
+    LABEL_STACK_NAMESPACE, LABEL_TASK_HASH, MountKind, RestartCondition, SecretMount, SwarmMount, UpdateOrder,
+};
 use crate::engine::readiness::FAILURE_LOG_LINES;
 use crate::engine::spec::{
-    ContainerSpec, Desired, HealthSpec, LABEL_CONFIG_HASH, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkSpec,
+    ContainerSpec, Desired, HealthCheck, LABEL_CONFIG_HASH, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, NetworkSpec,
 };
 use crate::env_vars::{EnvSnapshot, RAGCTL_SWARM_ROUTING};
 use crate::error::Error;
@@ -45,13 +50,8 @@ use crate::reporter::{Event, Reporter, reporter};
 use crate::settings::Settings;
 use crate::stack::Stack;
 
-/// `docker stack deploy`'s namespace label: how the swarm halves of `down` and `ps` find the project.
-pub const LABEL_STACK_NAMESPACE: &str = "com.docker.stack.namespace";
 /// On a secret: the name it is mounted under (its object name adds a content hash).
 pub const LABEL_SECRET: &str = "org.ragctl.secret";
-/// On a task's container: a hash of what its task runs (the task template and endpoint, not the replica count
-/// or update policy), so a task of the service's current spec can be told from one an update is replacing.
-pub const LABEL_TASK_HASH: &str = "org.ragctl.swarm.task-hash";
 /// Nodes with this label set to `true` hold the data of stateful services.
 pub const DATA_NODE_LABEL: &str = "ragctl.data";
 const MANAGER_CONSTRAINT: &str = "node.role==manager";
@@ -103,40 +103,6 @@ impl Routing {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpdateOrder {
-    StartFirst,
-    StopFirst,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartCondition {
-    Any,
-    OnFailure,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MountKind {
-    Volume,
-    Bind,
-    Tmpfs,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SwarmMount {
-    pub kind: MountKind,
-    /// Volume name or host path; empty for an anonymous volume or a tmpfs.
-    pub source: String,
-    pub target: String,
-    pub read_only: bool,
-    /// Labels of a named volume the node creates on first use.
-    pub labels: BTreeMap<String, String>,
-    pub tmpfs_size: Option<i64>,
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SwarmPort {
     pub target: u16,
@@ -144,13 +110,6 @@ pub struct SwarmPort {
     pub protocol: String,
     /// The `.env` key that moves it.
     pub env: String,
-}
-
-/// A Swarm secret mounted into a service: `/run/secrets/<file>`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SecretMount {
-    pub secret: String,
-    pub file: String,
 }
 
 /// A Swarm secret as it should exist. The value is never serialized, printed or debug-formatted.
@@ -176,7 +135,7 @@ pub struct SwarmServiceSpec {
     pub args: Option<Vec<String>>,
     pub env: Vec<String>,
     pub user: Option<String>,
-    pub healthcheck: Option<HealthSpec>,
+    pub healthcheck: Option<HealthCheck>,
     pub mounts: Vec<SwarmMount>,
     /// Full overlay network names; every attachment carries the stack service name as alias, so
     /// `db_postgres:5432` resolves as it does under compose.
@@ -215,6 +174,46 @@ pub struct SwarmServiceSpec {
 impl SwarmServiceSpec {
     pub fn config_hash(&self) -> &str {
         self.labels.get(LABEL_CONFIG_HASH).map(String::as_str).unwrap_or_default()
+    }
+
+    /// The service as the Docker seam creates or updates it.
+    pub fn create_request(&self) -> ServiceCreate {
+        ServiceCreate {
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            image: self.image.clone(),
+            container_labels: self.container_labels.clone(),
+            command: self.command.clone(),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            user: self.user.clone(),
+            healthcheck: self.healthcheck.clone(),
+            mounts: self.mounts.clone(),
+            networks: self.networks.clone(),
+            aliases: self.aliases.clone(),
+            secrets: self.secrets.clone(),
+            replicas: self.replicas,
+            update_order: self.update_order,
+            restart: self.restart,
+            restart_delay_ns: self.restart_delay_ns,
+            restart_max_attempts: self.restart_max_attempts,
+            update_monitor_ns: self.update_monitor_ns,
+            constraints: self.constraints.clone(),
+            nano_cpus: self.nano_cpus,
+            memory: self.memory,
+            ports: self
+                .ports
+                .iter()
+                .map(|p| ServicePort { target: p.target, published: p.published, protocol: p.protocol.clone() })
+                .collect(),
+            mesh: self.routing == Routing::Mesh,
+            stop_grace_ns: self.stop_grace_ns,
+            log_driver: self.log_driver.clone(),
+            log_options: self.log_options.clone(),
+            sysctls: self.sysctls.clone(),
+            cap_add: self.cap_add.clone(),
+            ulimits: self.ulimits.clone(),
+        }
     }
 }
 
@@ -733,7 +732,7 @@ pub async fn deploy(
 ) -> Result<Vec<SwarmServiceOutcome>, Error> {
     let started = Instant::now();
     futures_util::future::try_join_all(plan.create_networks.iter().map(|n| async move {
-        docker.create_overlay_network(n).await?;
+        docker.create_overlay_network(&n.name, n.internal, &n.labels).await?;
         reporter.event(Event::NetworkCreated { name: n.name.clone() });
         Ok::<(), Error>(())
     }))
@@ -830,7 +829,7 @@ async fn deploy_service(
     };
     let changed = match action {
         ServiceAction::Create => {
-            docker.create_service(spec).await?;
+            docker.create_service(&spec.create_request()).await?;
             reporter.event(Event::ContainerCreated { service: spec.service.clone(), container: spec.name.clone() });
             true
         }
@@ -843,7 +842,7 @@ async fn deploy_service(
                     if spec.update_order == UpdateOrder::StartFirst { "start-first" } else { "stop-first" }
                 ),
             });
-            docker.update_service(id, *version, spec).await?;
+            docker.update_service(id, *version, &spec.create_request()).await?;
             true
         }
         ServiceAction::Keep { .. } => {
