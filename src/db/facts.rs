@@ -73,7 +73,7 @@ pub struct DataDir {
 
 /// Read `$PGDATA/PG_VERSION` inside the container.
 pub async fn data_dir(ctx: &DbContext<'_>, target: &Located) -> Result<DataDir, DbError> {
-    let docker = ctx.docker()?;
+    let docker = ctx.docker.clone().map_err(|message| DbError::Docker { message })?;
     let script = r#"d="${PGDATA:-/var/lib/postgresql/data}"; echo "$d"; cat "$d/PG_VERSION" 2>/dev/null || true"#;
     let cmd = ["sh", "-c", script].map(str::to_string);
     let out = docker.exec_captured(&target.container.id, &target.container.name, &cmd, &[]).await?;
@@ -206,7 +206,7 @@ pub struct Replication {
 /// primary's view of its stream.
 pub async fn replication(ctx: &DbContext<'_>, primary: &mut Session<'_>) -> Result<Replication, DbError> {
     let mut standbys = standbys(primary).await?;
-    let containers = containers_of(ctx, DB_POSTGRES_REPLICA)?;
+    let containers = containers_of(ctx, DB_POSTGRES_REPLICA).await?;
     let checks = containers.into_iter().map(|c| async move {
         let name = c.name.clone();
         let target = match locate_container(ctx, DB_POSTGRES_REPLICA, c).await {

@@ -50,18 +50,13 @@ pub struct DbContext<'a> {
     /// The stack model, when it could be built: the images services run, the enabled profiles.
     pub stack: Option<&'a Stack>,
     /// A `.env` key's value as the stack's clients see it (process environment > `.env` > default).
-    pub value: Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>,
+    pub value: ValueLookup<'a>,
 }
 
+/// A `.env` key → its value, as the caller resolves values.
+pub type ValueLookup<'a> = Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>;
+
 impl DbContext<'_> {
-    fn docker(&self) -> Result<&DockerClient, DbError> {
-        self.docker.as_ref().copied().map_err(|message| DbError::Docker { message: message.clone() })
-    }
-
-    fn containers(&self) -> Result<&[ObservedContainer], DbError> {
-        self.containers.as_ref().copied().map_err(|message| DbError::Docker { message: message.clone() })
-    }
-
     /// Whether the engine runs on this machine (a unix socket): only then are its published ports and container
     /// addresses reachable from here.
     fn engine_is_local(&self) -> bool {

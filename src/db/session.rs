@@ -45,13 +45,21 @@ pub struct Located {
 }
 
 /// The instance's containers (one, or N replicas), as Docker lists them.
-pub fn containers_of(ctx: &DbContext, instance: Instance) -> Result<Vec<ObservedContainer>, DbError> {
-    Ok(ctx.containers()?.iter().filter(|c| c.service == instance.service).cloned().collect())
+pub async fn containers_of(ctx: &DbContext<'_>, instance: Instance) -> Result<Vec<ObservedContainer>, DbError> {
+    Ok(ctx
+        .containers
+        .clone()
+        .map_err(|message| DbError::Docker { message })?
+        .iter()
+        .filter(|c| c.service == instance.service)
+        .cloned()
+        .collect())
 }
 
 /// The instance's first container, which must be running.
 pub async fn locate(ctx: &DbContext<'_>, instance: Instance) -> Result<Located, DbError> {
-    let container = containers_of(ctx, instance)?
+    let container = containers_of(ctx, instance)
+        .await?
         .into_iter()
         .next()
         .ok_or_else(|| DbError::ContainerMissing { service: instance.service.into(), project: ctx.project.into() })?;
@@ -64,7 +72,7 @@ pub async fn locate_container(
     instance: Instance,
     container: ObservedContainer,
 ) -> Result<Located, DbError> {
-    let docker = ctx.docker()?;
+    let docker = ctx.docker.clone().map_err(|message| DbError::Docker { message })?;
     let status = docker.inspect(&container.id, &container.name).await?;
     if !status.running || status.restarting {
         let log = docker.log_tail(&container.id, 20).await;
@@ -114,7 +122,7 @@ enum Link<'a> {
 pub async fn connect<'a>(ctx: &'a DbContext<'_>, target: &Located) -> Result<Session<'a>, DbError> {
     let creds = target.instance.credentials(ctx);
     let password = creds.password.clone().ok_or(DbError::PasswordUnset { key: target.instance.password_key })?;
-    let docker = ctx.docker()?;
+    let docker = ctx.docker.clone().map_err(|message| DbError::Docker { message })?;
     let login = Login { user: creds.user.clone(), password, database: creds.database.clone() };
     let local = ctx.engine_is_local();
     let tcp = match (target.published, target.ip) {

@@ -25,8 +25,6 @@ impl DockerClient {
             .collect())
     }
 
-    /// How many Swarm services the project has (0 when the engine is not a swarm manager): a project deployed
-
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<String>, Error> {
         let opts = ListVolumesOptions { filters: Some(project_filter(project)) };
         let vols = self.inner.list_volumes(Some(opts)).await.map_err(docker_err("list volumes of", project))?;

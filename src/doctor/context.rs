@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use tokio::sync::OnceCell;
 
 use crate::catalog::Catalog;
-use crate::db::DbContext;
+use crate::db::{DbContext, ValueLookup};
 use crate::docker::{DockerClient, ObservedContainer};
 use crate::dotenv::DotEnv;
 use crate::env_file::EnvFile;
@@ -22,7 +22,7 @@ pub struct DoctorContext {
     /// `.env` values with `${..}` resolved (their own references to the process environment included).
     pub env_values: IndexMap<String, String>,
     /// Compose's substitution: the process environment over `.env`, as `up` interpolates the stack.
-    compose_value: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    compose_value: ValueLookup<'static>,
     docker: OnceCell<Result<DockerClient, String>>,
     containers: OnceCell<Result<Vec<ObservedContainer>, String>>,
 }
@@ -41,7 +41,7 @@ impl DoctorContext {
             Err(e) => Err(e.clone()),
         };
         let env = EnvFile::load(&settings.env_file).map(|f| f.doc).map_err(|e| e.to_string());
-        let (env_values, compose_value): (_, Box<dyn Fn(&str) -> Option<String> + Send + Sync>) = match &env {
+        let (env_values, compose_value): (_, ValueLookup<'static>) = match &env {
             Ok(Some(doc)) => (doc.resolved(&|name| compose_variable(name)), Box::new(compose_lookup(doc))),
             _ => (IndexMap::new(), Box::new(compose_variable)),
         };
