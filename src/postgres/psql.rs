@@ -59,7 +59,7 @@ impl Psql {
     }
 }
 
-/// The rows psql printed (unaligned, tuples only, [`FIELD_SEPARATOR`] between columns), or, when it failed, what
+/// The rows psql printed (unaligned, tuples only, a control character between columns), or, when it failed, what
 /// it said.
 pub fn rows(exit_code: i64, stdout: &str, stderr: &str) -> Result<Vec<Vec<String>>, String> {
     if exit_code != 0 {

@@ -1,6 +1,6 @@
 //! Checks of the running services, one file per subject: Redis, Weaviate, nginx and its TLS certificate, the
 //! API, reachability between services from inside the Docker network, and the host kernel settings services
-//! need. [`endpoint`] finds where the host reaches a service.
+//! need. `endpoint` finds where the host reaches a service.
 //!
 //! They only look: they connect and send read-only requests (`AUTH` + `PING`, `CONFIG GET`, HTTP `GET`, through
 //! [`crate::net`]), and run read-only commands in containers (`nginx -t`, `pip check`, DNS/TCP probes). They never
