@@ -2,7 +2,9 @@
 //!
 //! The pipeline is parse → resolve → plan → apply: [`cli`] parses flags, [`settings`] resolves them with the
 //! environment and `ragctl.yaml`, [`catalog`] + [`stack`] build a pure model of the stack from profiles,
-//! [`render`] turns the model into files, and only [`commands`] write files or talk to Docker.
+//! [`render`] turns the model into files, and only [`commands`] write files or print. The capabilities
+//! ([`engine`], [`swarm`], [`doctor`], [`db`]) talk to the outside world only through the seams: Docker through
+//! [`docker`], PostgreSQL through [`postgres`], HTTP, RESP and TCP through [`net`].
 
 pub mod atomic_file;
 pub mod catalog;
@@ -17,8 +19,10 @@ pub mod env_file;
 pub mod env_vars;
 pub mod error;
 pub mod kubernetes;
+pub mod net;
 pub mod output;
 pub mod port_holder;
+pub mod postgres;
 pub mod profile;
 pub mod project_file;
 pub mod project_lock;

@@ -13,8 +13,8 @@ pub fn run(settings: &Settings, out: &Output) -> Result<i32, Error> {
     let report = runtime.block_on(super::interruptible(async {
         // Connect here first so an unreachable engine is its own error (exit 3), not a failed check.
         DockerClient::connect(settings.docker_host.as_deref()).await?;
-        let ctx = DoctorContext::new(settings.clone());
-        Ok::<_, Error>(db::check(&ctx).await)
+        let doctor = DoctorContext::new(settings.clone());
+        Ok::<_, Error>(db::check(&doctor.db().await).await)
     }))?;
     if out.is_json() {
         out.json(&report);

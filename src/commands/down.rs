@@ -90,7 +90,7 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
     }
     let _lock = super::lock_project(&project, "down", out)?;
     if args.target == crate::cli::DeployTarget::Swarm {
-        return crate::swarm::down(settings, out, args);
+        return super::swarm::down(settings, out, args);
     }
     let started = Instant::now();
     let rep = reporter(settings.progress, settings.color);

@@ -13,6 +13,7 @@ mod ps;
 mod render;
 mod restart;
 mod secret;
+mod swarm;
 mod up;
 
 use crate::catalog::Catalog;

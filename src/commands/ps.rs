@@ -22,7 +22,7 @@ struct Row {
 
 pub fn run(settings: &Settings, out: &Output, args: &crate::cli::PsArgs) -> Result<i32, Error> {
     if args.target == crate::cli::DeployTarget::Swarm {
-        return crate::swarm::ps(settings, out, args);
+        return super::swarm::ps(settings, out, args);
     }
     let project = super::project_name(settings);
     let runtime = super::runtime()?;

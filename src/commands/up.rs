@@ -98,8 +98,8 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         }
         let changed: Vec<String> = changed_files.iter().map(|f| f.path.clone()).collect();
         let generated: Vec<String> = generated.iter().map(|c| c.name.clone()).collect();
-        let prelude = crate::swarm::UpPrelude { changed_files: &changed, secrets_generated: &generated, started };
-        return crate::swarm::up(settings, out, args, &stack, &desired, &vars, prelude);
+        let prelude = super::swarm::UpPrelude { changed_files: &changed, secrets_generated: &generated, started };
+        return super::swarm::up(settings, out, args, &stack, &desired, &vars, prelude);
     }
     // --- end swarm ---
 

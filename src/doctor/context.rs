@@ -5,10 +5,11 @@ use indexmap::IndexMap;
 use tokio::sync::OnceCell;
 
 use crate::catalog::Catalog;
+use crate::db::{DbContext, ValueLookup};
 use crate::docker::{DockerClient, ObservedContainer};
 use crate::dotenv::DotEnv;
 use crate::env_file::EnvFile;
-use crate::env_vars::compose_variable;
+use crate::env_vars::{compose_lookup, compose_variable};
 use crate::settings::Settings;
 use crate::stack::Stack;
 
@@ -18,8 +19,10 @@ pub struct DoctorContext {
     pub stack: Result<Stack, String>,
     /// `Ok(None)`: there is no `.env` yet.
     pub env: Result<Option<DotEnv>, String>,
-    /// `.env` values with `${..}` resolved, the process environment overriding them (as compose does).
+    /// `.env` values with `${..}` resolved (their own references to the process environment included).
     pub env_values: IndexMap<String, String>,
+    /// Compose's substitution: the process environment over `.env`, as `up` interpolates the stack.
+    compose_value: ValueLookup<'static>,
     docker: OnceCell<Result<DockerClient, String>>,
     containers: OnceCell<Result<Vec<ObservedContainer>, String>>,
 }
@@ -38,9 +41,9 @@ impl DoctorContext {
             Err(e) => Err(e.clone()),
         };
         let env = EnvFile::load(&settings.env_file).map(|f| f.doc).map_err(|e| e.to_string());
-        let env_values = match &env {
-            Ok(Some(doc)) => doc.resolved(&|name| compose_variable(name)),
-            _ => IndexMap::new(),
+        let (env_values, compose_value): (_, ValueLookup<'static>) = match &env {
+            Ok(Some(doc)) => (doc.resolved(&|name| compose_variable(name)), Box::new(compose_lookup(doc))),
+            _ => (IndexMap::new(), Box::new(compose_variable)),
         };
         DoctorContext {
             settings,
@@ -48,17 +51,18 @@ impl DoctorContext {
             stack,
             env,
             env_values,
+            compose_value,
             docker: OnceCell::new(),
             containers: OnceCell::new(),
         }
     }
 
-    /// A value as the stack sees it: process environment, then `.env`, then a port set in `ragctl.yaml`
-    /// (which becomes the rendered default), then the profile's default.
+    /// A value as the stack sees it: compose's substitution (process environment over `.env`, the one `up`
+    /// uses), then a port set in `ragctl.yaml` (which becomes the rendered default), then the profile's default.
+    /// An empty value counts as unset, as `${KEY:-default}` treats it.
     pub fn value(&self, key: &str) -> Option<String> {
-        compose_variable(key)
+        (self.compose_value)(key)
             .filter(|v| !v.is_empty())
-            .or_else(|| self.env_values.get(key).cloned().filter(|v| !v.is_empty()))
             .or_else(|| self.settings.ports.get(key).map(|p| p.to_string()))
             .or_else(|| self.stack.as_ref().ok().and_then(|s| s.env.get(key).map(|e| e.default.clone())))
             .filter(|v| !v.is_empty())
@@ -99,5 +103,16 @@ impl DoctorContext {
     /// The first container of `service`, if the project has one.
     pub async fn container_of(&self, service: &str) -> Option<&ObservedContainer> {
         self.containers().await.ok()?.iter().find(|c| c.service == service)
+    }
+
+    /// What the `db` capability works with, from this context's Docker, containers, stack and values.
+    pub async fn db(&self) -> DbContext<'_> {
+        DbContext {
+            project: &self.settings.project_name,
+            docker: self.docker().await,
+            containers: self.containers().await,
+            stack: self.stack.as_ref().ok(),
+            value: Box::new(|key| self.value(key)),
+        }
     }
 }

@@ -90,7 +90,7 @@ pub async fn apply_up(
     // Volumes first: a container created with a named volume that does not exist yet would make Docker create
     // it without the project's labels (and `down --volumes` would not find it). Creating one takes milliseconds.
     try_join_all(plan.create_volumes.iter().map(|v| async move {
-        docker.create_volume(v).await?;
+        docker.create_volume(&v.name, &v.labels).await?;
         reporter.event(Event::VolumeCreated { name: v.name.clone() });
         Ok::<(), Error>(())
     }))
@@ -106,7 +106,7 @@ pub async fn apply_up(
     let (networks_tx, networks_rx) = watch::channel(None::<bool>);
     let networks = async {
         let result = try_join_all(plan.create_networks.iter().map(|n| async move {
-            docker.create_network(n).await?;
+            docker.create_network(&n.name, n.internal, &n.labels).await?;
             reporter.event(Event::NetworkCreated { name: n.name.clone() });
             Ok::<(), Error>(())
         }))
@@ -133,15 +133,16 @@ pub async fn apply_up(
                 // The new container starts with fresh anonymous volumes: the old ones would only be left behind.
                 docker.remove(id, &step.container, true).await?;
             }
-            let id = match docker.create_container(&step.spec).await {
+            let request = step.spec.create_request();
+            let id = match docker.create_container(&request).await {
                 Ok(id) => id,
                 Err(refused) if !networks_created(networks_rx).await => return Err(refused),
-                Err(_) => docker.create_container(&step.spec).await?,
+                Err(_) => docker.create_container(&request).await?,
             };
             if !networks_created(networks_rx).await {
                 return Err(Error::Deploy { message: "the project's networks were not created".into(), hint: None });
             }
-            docker.connect_extra_networks(&id, &step.spec).await?;
+            docker.connect_extra_networks(&id, &request).await?;
             reporter
                 .event(Event::ContainerCreated { service: step.service.clone(), container: step.container.clone() });
             Ok::<_, Error>((step.container.clone(), id))

@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use crate::docker::{ContainerStatus, DockerClient};
+use crate::net::http::{self, Timeouts};
+use crate::postgres::probe;
 use crate::profile::ReadinessProbe;
 
 /// Pause between probes. An exec probe itself takes tens of milliseconds, so a short pause keeps detection
@@ -119,10 +118,7 @@ async fn probe_once(
             }
             ReadinessProbe::Postgres(port) => {
                 let (user, database) = postgres_identity(status);
-                let cmd: Vec<String> =
-                    ["pg_isready", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", database]
-                        .map(str::to_string)
-                        .to_vec();
+                let cmd = probe::isready_argv(*port, user, database);
                 return status.running && docker.exec(id, name, &cmd).await.is_ok_and(|code| code == 0);
             }
             _ => {}
@@ -152,7 +148,7 @@ async fn probe_once(
         ReadinessProbe::Postgres(port) => {
             let (user, database) = postgres_identity(status);
             for ip in &status.ip_addresses {
-                if postgres_accepting(ip, *port, user, database).await {
+                if probe::accepting(ip, *port, user, database, CONNECT_TIMEOUT).await {
                     return true;
                 }
             }
@@ -185,80 +181,20 @@ pub fn describe_probe(probe: &ReadinessProbe) -> String {
 }
 
 async fn tcp_ok(ip: &str, port: u16) -> bool {
-    matches!(tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await, Ok(Ok(_)))
+    crate::net::answers((ip, port), CONNECT_TIMEOUT).await
 }
 
+/// A 2xx answer to `GET path`, all within [`CONNECT_TIMEOUT`].
 async fn http_ok(ip: &str, port: u16, path: &str) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect((ip, port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 16];
-        let n = stream.read(&mut head).await.ok()?;
-        let line = String::from_utf8_lossy(&head[..n]).into_owned();
-        Some(line.split_whitespace().nth(1).is_some_and(|code| code.starts_with('2')))
-    };
-    matches!(tokio::time::timeout(CONNECT_TIMEOUT, attempt).await, Ok(Some(true)))
-}
-
-/// `pg_isready`'s verdict, over the wire: send a protocol 3.0 startup message and read the server's first
-/// reply. An authentication request, or any error but 57P03 (`cannot_connect_now`: starting up, shutting
-/// down, in recovery), means the server accepts connections. Closing at the authentication request logs
-/// nothing on the server; with `trust` authentication the session simply ends.
-async fn postgres_accepting(ip: &str, port: u16, user: &str, database: &str) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect((ip, port)).await.ok()?;
-        stream.write_all(&startup_message(user, database)).await.ok()?;
-        let mut head = [0u8; 5];
-        stream.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        // Read the whole message: closing with unread bytes would reset the connection, which the server logs.
-        let mut body = vec![0u8; len.saturating_sub(4).min(4096)];
-        stream.read_exact(&mut body).await.ok()?;
-        let _ = stream.shutdown().await;
-        match head[0] {
-            // AuthenticationRequest, or NegotiateProtocolVersion: the server is past its startup checks.
-            b'R' | b'v' => Some(true),
-            b'E' => Some(sqlstate(&body) != Some("57P03")),
-            _ => Some(false),
-        }
-    };
-    matches!(tokio::time::timeout(CONNECT_TIMEOUT, attempt).await, Ok(Some(true)))
-}
-
-fn startup_message(user: &str, database: &str) -> Vec<u8> {
-    let mut body = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
-    for (key, value) in [("user", user), ("database", database), ("application_name", "ragctl-ready")] {
-        body.extend_from_slice(key.as_bytes());
-        body.push(0);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    msg.extend(body);
-    msg
-}
-
-/// The SQLSTATE (`C` field) of an ErrorResponse body.
-fn sqlstate(body: &[u8]) -> Option<&str> {
-    let mut rest = body;
-    while let Some((&code, tail)) = rest.split_first() {
-        if code == 0 {
-            break;
-        }
-        let end = tail.iter().position(|b| *b == 0)?;
-        if code == b'C' {
-            return std::str::from_utf8(&tail[..end]).ok();
-        }
-        rest = &tail[end + 1..];
-    }
-    None
+    let timeouts = Timeouts { connect: CONNECT_TIMEOUT, exchange: CONNECT_TIMEOUT };
+    let attempt = http::get(ip, port, path, None, timeouts);
+    matches!(tokio::time::timeout(CONNECT_TIMEOUT, attempt).await, Ok(Ok(response)) if response.is_success())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn status(state: &str, running: bool, exit: i64, health: Option<&str>) -> ContainerStatus {
         ContainerStatus {
@@ -292,52 +228,6 @@ mod tests {
         let job = ReadinessProbe::Exit(0);
         assert!(terminal_failure(&status("exited", false, 0, None), &job).is_none());
         assert!(terminal_failure(&status("exited", false, 1, None), &job).is_some());
-    }
-
-    /// A listener that reads one startup message, checks it, and answers with `reply`.
-    async fn fake_postgres(reply: Vec<u8>) -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let mut len = [0u8; 4];
-                s.read_exact(&mut len).await.unwrap();
-                let mut body = vec![0u8; u32::from_be_bytes(len) as usize - 4];
-                s.read_exact(&mut body).await.unwrap();
-                assert_eq!(&body[..4], &196_608u32.to_be_bytes());
-                assert!(body.windows(14).any(|w| w == b"user\0app_user\0"), "startup message names the user");
-                s.write_all(&reply).await.unwrap();
-            }
-        });
-        port
-    }
-
-    fn error_response(sqlstate: &str) -> Vec<u8> {
-        let mut body = b"SFATAL\0C".to_vec();
-        body.extend_from_slice(sqlstate.as_bytes());
-        body.extend_from_slice(b"\0Mthe database system is starting up\0\0");
-        let mut msg = vec![b'E'];
-        msg.extend(((body.len() + 4) as u32).to_be_bytes());
-        msg.extend(body);
-        msg
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn postgres_probe_decides_like_pg_isready() {
-        // AuthenticationSASL request: accepting connections.
-        let sasl = [b'R', 0, 0, 0, 23, 0, 0, 0, 10].iter().copied().chain(*b"SCRAM-SHA-256\0\0").collect();
-        assert!(postgres_accepting("127.0.0.1", fake_postgres(sasl).await, "app_user", "app").await);
-        // Starting up / shutting down: not yet.
-        assert!(
-            !postgres_accepting("127.0.0.1", fake_postgres(error_response("57P03")).await, "app_user", "app").await
-        );
-        // Any other error (unknown role, database): the server answers, so it accepts connections.
-        assert!(postgres_accepting("127.0.0.1", fake_postgres(error_response("28000")).await, "app_user", "app").await);
-        // Nothing listening.
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-        assert!(!postgres_accepting("127.0.0.1", closed, "app_user", "app").await);
-        assert_eq!(sqlstate(&error_response("57P03")[5..]), Some("57P03"));
-        assert_eq!(sqlstate(b"\0"), None);
     }
 
     #[tokio::test(flavor = "current_thread")]

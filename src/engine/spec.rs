@@ -10,18 +10,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::interpolate::interpolate;
+use crate::docker::{ContainerCreate, PublishedPort};
 use crate::error::Error;
 use crate::profile::{DependencyCondition, ReadinessProbe, Shape};
 use crate::stack::{Service, Stack, named_volume};
 
-pub const LABEL_PROJECT: &str = "com.docker.compose.project";
-pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
+pub use crate::docker::{HealthCheck, LABEL_CONFIG_HASH, LABEL_DEPENDS_ON, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE};
 pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
-pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
 pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
-pub const LABEL_DEPENDS_ON: &str = "com.docker.compose.depends_on";
 pub const LABEL_NETWORK: &str = "com.docker.compose.network";
 pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
 /// ragctl's own marker: the object was created by ragctl (compose's labels say which project).
@@ -41,15 +38,6 @@ pub struct NetworkSpec {
 pub struct VolumeSpec {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Serialize, PartialEq)]
-pub struct HealthSpec {
-    pub test: Vec<String>,
-    pub interval_ns: i64,
-    pub timeout_ns: i64,
-    pub retries: i64,
-    pub start_period_ns: i64,
 }
 
 #[derive(Clone, Serialize, PartialEq)]
@@ -73,7 +61,7 @@ pub struct ContainerSpec {
     pub cmd: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub user: Option<String>,
-    pub healthcheck: Option<HealthSpec>,
+    pub healthcheck: Option<HealthCheck>,
     pub ports: Vec<PortSpec>,
     /// `source:target[:mode]` with a named volume's full name or an absolute host path.
     pub binds: Vec<String>,
@@ -105,6 +93,46 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     pub fn config_hash(&self) -> &str {
         self.labels.get(LABEL_CONFIG_HASH).map(String::as_str).unwrap_or_default()
+    }
+
+    /// The container as the Docker seam creates it.
+    pub fn create_request(&self) -> ContainerCreate {
+        ContainerCreate {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            env: self.env.clone(),
+            cmd: self.cmd.clone(),
+            entrypoint: self.entrypoint.clone(),
+            user: self.user.clone(),
+            healthcheck: self.healthcheck.clone(),
+            ports: self
+                .ports
+                .iter()
+                .map(|p| PublishedPort {
+                    host_ip: p.host_ip.clone(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    protocol: p.protocol.clone(),
+                })
+                .collect(),
+            binds: self.binds.clone(),
+            anonymous_volumes: self.anonymous_volumes.clone(),
+            networks: self.networks.clone(),
+            aliases: self.aliases.clone(),
+            restart: self.restart.clone(),
+            log_driver: self.log_driver.clone(),
+            log_options: self.log_options.clone(),
+            nano_cpus: self.nano_cpus,
+            memory: self.memory,
+            shm_size: self.shm_size,
+            security_opt: self.security_opt.clone(),
+            cap_add: self.cap_add.clone(),
+            tmpfs: self.tmpfs.clone(),
+            ulimits: self.ulimits.clone(),
+            sysctls: self.sysctls.clone(),
+            stop_timeout: self.stop_timeout,
+            labels: self.labels.clone(),
+        }
     }
 }
 
@@ -262,7 +290,7 @@ fn container_spec(
     };
 
     let healthcheck = match &svc.healthcheck {
-        Some(h) => Some(HealthSpec {
+        Some(h) => Some(HealthCheck {
             test: sub_all(&h.test, "healthcheck")?,
             interval_ns: duration_ns(&h.interval, &svc.name)?,
             timeout_ns: duration_ns(&h.timeout, &svc.name)?,

@@ -106,10 +106,7 @@ async fn images(ctx: &DoctorContext) -> Outcome {
             Some((h, p)) => (h, p.parse().unwrap_or(443)),
             None => (host, 443),
         };
-        let ok = matches!(
-            tokio::time::timeout(Duration::from_millis(1500), tokio::net::TcpStream::connect((name, port))).await,
-            Ok(Ok(_))
-        );
+        let ok = crate::net::answers((name, port), Duration::from_millis(1500)).await;
         if !ok {
             unreachable.push(format!("{image} (registry {host} unreachable)"));
         }

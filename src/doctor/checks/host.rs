@@ -123,11 +123,7 @@ async fn ports(ctx: &DoctorContext) -> Outcome {
                 .iter()
                 .any(|c| c.service == svc.name && c.ports.iter().any(|cp| cp.contains(&format!(":{port}->"))));
             if held_by_us {
-                let answers = matches!(
-                    tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((connect_ip, port)))
-                        .await,
-                    Ok(Ok(_))
-                );
+                let answers = crate::net::answers((connect_ip, port), Duration::from_secs(1)).await;
                 if !answers {
                     problems
                         .push(format!("{ip}:{port} ({}) is published by `{}` but does not answer", p.env, svc.name));

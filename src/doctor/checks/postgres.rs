@@ -72,6 +72,7 @@ fn failed(e: DbError) -> Outcome {
 }
 
 async fn version(ctx: &DoctorContext) -> Result<Outcome, DbError> {
+    let ctx = &ctx.db().await;
     let target = db::locate(ctx, DB_POSTGRES).await?;
     let mut session = db::connect(ctx, &target).await?;
     let server = db::server_version(&mut session).await;
@@ -83,12 +84,14 @@ async fn version(ctx: &DoctorContext) -> Result<Outcome, DbError> {
 }
 
 async fn data_dir(ctx: &DoctorContext) -> Result<Outcome, DbError> {
+    let ctx = &ctx.db().await;
     let target = db::locate(ctx, DB_POSTGRES).await?;
     let dir = db::data_dir(ctx, &target).await?;
     Ok(outcome(db::assess_data_dir(&dir, &db::image_of(ctx, &target))))
 }
 
 async fn connections(ctx: &DoctorContext) -> Result<Outcome, DbError> {
+    let ctx = &ctx.db().await;
     let target = db::locate(ctx, DB_POSTGRES).await?;
     let mut session = db::connect(ctx, &target).await?;
     let connections = db::connections(&mut session).await;
@@ -97,6 +100,7 @@ async fn connections(ctx: &DoctorContext) -> Result<Outcome, DbError> {
 }
 
 async fn replication(ctx: &DoctorContext) -> Result<Outcome, DbError> {
+    let ctx = &ctx.db().await;
     let target = db::locate(ctx, DB_POSTGRES).await?;
     let mut session = db::connect(ctx, &target).await?;
     let replication = db::replication(ctx, &mut session).await;
@@ -105,6 +109,7 @@ async fn replication(ctx: &DoctorContext) -> Result<Outcome, DbError> {
 }
 
 async fn vector_extension(ctx: &DoctorContext) -> Result<Outcome, DbError> {
+    let ctx = &ctx.db().await;
     let target = db::locate(ctx, PGVECTOR).await?;
     let mut session = db::connect(ctx, &target).await?;
     let extensions = db::extensions(&mut session, PGVECTOR.required_extensions).await;
