@@ -22,6 +22,14 @@ pub fn lock_dir() -> PathBuf {
     std::env::temp_dir().join(format!("ragctl-{}", rustix::process::geteuid().as_raw()))
 }
 
+/// This user's private state directory (the lock directory), created 0700 and checked like the lock's: other
+/// per-user state (the readiness cache) lives here rather than in the shared temp directory.
+pub fn private_state_dir() -> Result<PathBuf, Error> {
+    let dir = lock_dir();
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
 pub fn lock_path(project: &str) -> PathBuf {
     lock_dir().join(format!("{project}.lock"))
 }

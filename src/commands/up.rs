@@ -129,9 +129,14 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         pull_images(&docker, &plan, rep.as_ref()).await?;
         write_project_files()?;
         let wait = !args.no_wait;
-        let proven = crate::ready_cache::load(&stack.project);
+        // The cache is an optimisation: without a private directory for it, every service is simply probed.
+        let cache_dir = crate::project_lock::private_state_dir().ok();
+        let proven = cache_dir.as_deref().map(|d| crate::ready_cache::load(d, &stack.project)).unwrap_or_default();
         let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait, &proven).await?;
-        crate::ready_cache::save(&stack.project, &outcomes.iter().flat_map(|o| o.proven.iter().cloned()).collect());
+        if let Some(dir) = &cache_dir {
+            let now_proven = outcomes.iter().flat_map(|o| o.proven.iter().cloned()).collect();
+            crate::ready_cache::save(dir, &stack.project, &now_proven);
+        }
         Ok((plan, lines, outcomes))
     }));
     rep.finish();
