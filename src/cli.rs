@@ -1,9 +1,17 @@
 //! Command-line types (clap derive). Parsing only: no defaults from the environment or files here; those
 //! are resolved in [`crate::settings`], the one place where flags meet `RAGCTL_*` and `ragctl.yaml`.
+//!
+//! Clap's types stop here: the global flags are mapped into [`Overrides`] (and their value enums into
+//! [`Format`], [`Shape`] and [`ProgressMode`]), so nothing below the commands depends on how flags are spelled.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+use crate::profile::Shape;
+use crate::reporter::ProgressMode;
+use crate::settings::Overrides;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,7 +56,7 @@ pub struct GlobalArgs {
 
     /// Output format of data on stdout [env: RAGCTL_FORMAT] [default: text]
     #[arg(long, global = true, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
 
     /// Print less (repeat for errors only) [env: RAGCTL_QUIET=1|2]
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -71,6 +79,25 @@ pub struct GlobalArgs {
     pub progress: Option<ProgressArg>,
 }
 
+impl GlobalArgs {
+    /// The flags as settings see them: the highest-precedence layer of the resolution.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            project_dir: self.project_dir.clone(),
+            project_name: self.project_name.clone(),
+            profiles: self.profiles.clone(),
+            shape: self.shape.map(Shape::from),
+            env_file: self.env_file.clone(),
+            format: self.format.map(Format::from),
+            quiet: self.quiet,
+            verbose: self.verbose,
+            no_color: self.no_color,
+            yes: self.yes,
+            progress: self.progress.map(ProgressMode::from),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressArg {
     Auto,
@@ -79,16 +106,45 @@ pub enum ProgressArg {
     Quiet,
 }
 
+impl From<ProgressArg> for ProgressMode {
+    fn from(arg: ProgressArg) -> ProgressMode {
+        match arg {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Plain => ProgressMode::Plain,
+            ProgressArg::Json => ProgressMode::Json,
+            ProgressArg::Quiet => ProgressMode::Quiet,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum FormatArg {
     Text,
     Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Format {
+        match arg {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShapeArg {
     Middleware,
     Full,
+}
+
+impl From<ShapeArg> for Shape {
+    fn from(arg: ShapeArg) -> Shape {
+        match arg {
+            ShapeArg::Middleware => Shape::Middleware,
+            ShapeArg::Full => Shape::Full,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

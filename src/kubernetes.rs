@@ -1018,14 +1018,14 @@ fn numeric_user(user: &str) -> Option<(u64, Option<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::GlobalArgs;
     use crate::env_vars::EnvSnapshot;
     use crate::project_file::ProjectFile;
+    use crate::settings::Overrides;
     use std::path::PathBuf;
 
     /// Manifests of the embedded profiles, with every secret set to `<NAME>-value`.
     fn manifests(profiles: &[&str], shape: &str) -> Vec<Manifest> {
-        let flags = GlobalArgs {
+        let flags = Overrides {
             profiles: profiles.iter().map(|s| s.to_string()).collect(),
             project_name: Some("demo".into()),
             ..Default::default()

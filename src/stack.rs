@@ -546,14 +546,14 @@ pub fn derive_references(template: &str) -> impl Iterator<Item = &str> {
 pub(crate) mod test_support {
     use super::Stack;
     use crate::catalog::Catalog;
-    use crate::cli::GlobalArgs;
     use crate::env_vars::EnvSnapshot;
     use crate::project_file::ProjectFile;
+    use crate::settings::Overrides;
     use crate::settings::Settings;
 
     /// The embedded profiles built for `profiles` and a `ragctl.yaml` text, project directory `/p/demo`.
     pub fn embedded_stack(profiles: &[&str], ragctl_yaml: &str) -> Stack {
-        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let flags = Overrides { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let file = ProjectFile::parse("ragctl.yaml", ragctl_yaml).unwrap();
         let settings =
             Settings::resolve_with(&flags, &EnvSnapshot::default(), std::path::PathBuf::from("/p/demo"), file).unwrap();
@@ -573,13 +573,13 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::GlobalArgs;
     use crate::env_vars::EnvSnapshot;
     use crate::project_file::ProjectFile;
+    use crate::settings::Overrides;
     use std::path::PathBuf;
 
     fn settings(profiles: &[&str], file: &str) -> Settings {
-        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let flags = Overrides { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let file = ProjectFile::parse("ragctl.yaml", file).unwrap();
         Settings::resolve_with(&flags, &EnvSnapshot::default(), PathBuf::from("/p/demo"), file).unwrap()
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::render::{FileStatus, status_of, write_rendered};
 use crate::atomic_file::write_atomic;
 use crate::catalog::Catalog;
-use crate::cli::{GlobalArgs, InitArgs, ShapeArg};
+use crate::cli::InitArgs;
 use crate::dotenv::DotEnv;
 use crate::env_file::EnvFile;
 use crate::env_vars::{self as ev, EnvSnapshot};
@@ -27,7 +27,7 @@ use crate::profile::Shape;
 use crate::project_file::{self, ProjectFile, TlsFile};
 use crate::render::{RenderedFile, TemplateSource, render_stack};
 use crate::secrets::{SecretChange, plan_gen};
-use crate::settings::Settings;
+use crate::settings::{Overrides, Settings};
 use crate::stack::{PublishedPort, Stack};
 
 /// The exclusive group whose members are the vector stores offered.
@@ -108,7 +108,7 @@ impl Answers {
 /// What the answers are resolved against: fixed for the whole run.
 struct Context<'a> {
     settings: &'a Settings,
-    global: &'a GlobalArgs,
+    global: &'a Overrides,
     env: &'a EnvSnapshot,
     catalog: &'a Catalog,
     out: &'a Output,
@@ -118,20 +118,17 @@ impl Context<'_> {
     /// Settings for a project file as every later command would resolve them, except that the file's project
     /// name, profiles and shape win over the environment: init renders what it writes.
     fn resolve(&self, file: &ProjectFile) -> Result<Settings, Error> {
-        let flags = GlobalArgs {
+        let flags = Overrides {
             project_name: file.project.clone(),
             profiles: file.profiles.clone().unwrap_or_default(),
-            shape: file.shape.map(|s| match s {
-                Shape::Middleware => ShapeArg::Middleware,
-                Shape::Full => ShapeArg::Full,
-            }),
+            shape: file.shape,
             ..self.global.clone()
         };
         Settings::resolve_with(&flags, self.env, self.settings.project_dir.clone(), file.clone())
     }
 }
 
-pub fn run(settings: &Settings, out: &Output, global: &GlobalArgs, args: &InitArgs) -> Result<i32, Error> {
+pub fn run(settings: &Settings, out: &Output, global: &Overrides, args: &InitArgs) -> Result<i32, Error> {
     let project_path = settings.project_path(project_file::FILE_NAME);
     if project_path.exists() && !args.force {
         return Err(Error::config_hint(
@@ -403,7 +400,7 @@ fn vector_stores(catalog: &Catalog) -> Vec<(String, String)> {
 /// The project name compose would derive from the directory (settings own that rule).
 fn directory_project_name(dir: &Path) -> Result<String, Error> {
     Ok(Settings::resolve_with(
-        &GlobalArgs::default(),
+        &Overrides::default(),
         &EnvSnapshot::default(),
         dir.to_path_buf(),
         ProjectFile::default(),
@@ -413,7 +410,7 @@ fn directory_project_name(dir: &Path) -> Result<String, Error> {
 
 /// Compose's project name rule, as settings apply it; the error is the hint.
 fn check_project_name(dir: &Path, name: &str) -> Result<(), String> {
-    let flags = GlobalArgs { project_name: Some(name.to_string()), ..GlobalArgs::default() };
+    let flags = Overrides { project_name: Some(name.to_string()), ..Overrides::default() };
     Settings::resolve_with(&flags, &EnvSnapshot::default(), dir.to_path_buf(), ProjectFile::default())
         .map(|_| ())
         .map_err(|e| e.hint().unwrap_or_else(|| e.to_string()))
@@ -909,7 +906,7 @@ fn report(cx: &Context, plan: &Plan) {
 }
 
 /// `ragctl up`, with the global options that located this project.
-fn next_command(global: &GlobalArgs) -> String {
+fn next_command(global: &Overrides) -> String {
     let mut cmd = vec!["ragctl".to_string()];
     if let Some(dir) = &global.project_dir {
         cmd.push(format!("-C {}", shell_word(&dir.display().to_string())));
@@ -1052,7 +1049,7 @@ mod tests {
 
     #[test]
     fn a_taken_port_is_replaced_by_the_next_free_one_not_used_by_another_key() {
-        let out = Output { format: crate::cli::Format::Text, quiet: 2, verbose: 0, color: false };
+        let out = Output { format: crate::output::Format::Text, quiet: 2, verbose: 0, color: false };
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();
         let proposed = propose_port("127.0.0.1", port, &[port.wrapping_add(1)], &out);
