@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
+use crate::byte_size::ByteSize;
 use crate::catalog::Catalog;
 use crate::engine::interpolate::interpolate;
 use crate::error::Error;
@@ -52,6 +53,8 @@ pub const KUBERNETES_VERSION: &str = "1.30.0";
 /// Requested size of every PersistentVolumeClaim; resize with a patch (kustomize) for real data.
 pub const VOLUME_SIZE: &str = "10Gi";
 const CLUSTER_DOMAIN: &str = "cluster.local";
+/// Memory limit of a container whose service declares none (requests are half).
+const DEFAULT_MEMORY_LIMIT: ByteSize = ByteSize::from_bytes(1024 * 1024 * 1024);
 /// Docker's embedded DNS server, which nginx's config names as its resolver.
 const DOCKER_DNS: &str = "resolver 127.0.0.11";
 const CLUSTER_DNS: &str = "resolver kube-dns.kube-system.svc.cluster.local";
@@ -695,10 +698,12 @@ impl<'a> Model<'a> {
         });
         let Resources { cpus, memory } = declared.unwrap_or(Resources { cpus: None, memory: None });
         let cpu_millis = cpus.as_deref().and_then(cpu_millis).unwrap_or(1000);
-        let memory_mib = memory.as_deref().and_then(memory_mib).unwrap_or(1024);
+        let memory =
+            memory.as_deref().and_then(ByteSize::parse).filter(|m| m.bytes() > 0).unwrap_or(DEFAULT_MEMORY_LIMIT);
+        let request = ByteSize::from_bytes((memory.bytes() / 2).max(1));
         json!({
-            "requests": { "cpu": format!("{}m", (cpu_millis / 2).max(1)), "memory": format!("{}Mi", (memory_mib / 2).max(1)) },
-            "limits": { "cpu": format!("{cpu_millis}m"), "memory": format!("{memory_mib}Mi") },
+            "requests": { "cpu": format!("{}m", (cpu_millis / 2).max(1)), "memory": request.kubernetes_quantity() },
+            "limits": { "cpu": format!("{cpu_millis}m"), "memory": memory.kubernetes_quantity() },
         })
     }
 
@@ -772,9 +777,10 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        if let Some(mib) = svc.shm_size.as_deref().and_then(memory_mib) {
-            m.volumes
-                .push(json!({ "name": "shm", "emptyDir": { "medium": "Memory", "sizeLimit": format!("{mib}Mi") } }));
+        if let Some(size) = svc.shm_size.as_deref().and_then(ByteSize::parse).filter(|s| s.bytes() > 0) {
+            m.volumes.push(
+                json!({ "name": "shm", "emptyDir": { "medium": "Memory", "sizeLimit": size.kubernetes_quantity() } }),
+            );
             m.mounts.push(json!({ "name": "shm", "mountPath": "/dev/shm" }));
         }
         for (i, path) in svc.tmpfs.iter().enumerate() {
@@ -990,22 +996,6 @@ fn cpu_millis(s: &str) -> Option<u64> {
     (v > 0.0).then(|| (v * 1000.0).round() as u64)
 }
 
-/// Compose memory (`512m`, `2g`, `128MB`, bytes) in MiB.
-fn memory_mib(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let n: u64 = digits.parse().ok()?;
-    let unit = s[digits.len()..].trim_end_matches('b').trim_end_matches('i');
-    let mib = match unit {
-        "" => n / (1024 * 1024),
-        "k" => n / 1024,
-        "m" => n,
-        "g" => n * 1024,
-        _ => return None,
-    };
-    (mib > 0).then_some(mib)
-}
-
 /// `user: "1000:1000"` as runAsUser/runAsGroup; names cannot be mapped.
 fn numeric_user(user: &str) -> Option<(u64, Option<u64>)> {
     let (uid, gid) = match user.split_once(':') {
@@ -1025,12 +1015,17 @@ mod tests {
 
     /// Manifests of the embedded profiles, with every secret set to `<NAME>-value`.
     fn manifests(profiles: &[&str], shape: &str) -> Vec<Manifest> {
+        manifests_with(profiles, &format!("shape: {shape}\n"))
+    }
+
+    /// Manifests for a project whose `ragctl.yaml` is `project_file`.
+    fn manifests_with(profiles: &[&str], project_file: &str) -> Vec<Manifest> {
         let flags = Overrides {
             profiles: profiles.iter().map(|s| s.to_string()).collect(),
             project_name: Some("demo".into()),
             ..Default::default()
         };
-        let file = ProjectFile::parse("ragctl.yaml", &format!("shape: {shape}\n")).unwrap();
+        let file = ProjectFile::parse("ragctl.yaml", project_file).unwrap();
         let settings = Settings::resolve_with(&flags, &EnvSnapshot::default(), PathBuf::from("/p/demo"), file).unwrap();
         let catalog = Catalog::embedded().unwrap();
         let stack = Stack::build(&settings, &catalog).unwrap();
@@ -1194,6 +1189,19 @@ mod tests {
     }
 
     #[test]
+    fn memory_in_any_compose_unit_becomes_an_exact_quantity() {
+        let file = "shape: full\nresources:\n  api: {memory: 1.5g}\n  worker: {memory: 512k}\n  web: {memory: 1t}\n";
+        let docs = documents(&manifests_with(&["app", "weaviate"], file));
+        let memory = |name: &str| {
+            let resources = &container(find(&docs, "Deployment", name))["resources"];
+            (resources["limits"]["memory"].clone(), resources["requests"]["memory"].clone())
+        };
+        assert_eq!(memory("api"), (json!("1536Mi"), json!("768Mi")));
+        assert_eq!(memory("worker"), (json!("512Ki"), json!("256Ki")));
+        assert_eq!(memory("web"), (json!("1048576Mi"), json!("524288Mi")));
+    }
+
+    #[test]
     fn rendering_is_deterministic() {
         assert_eq!(
             manifests(&["app", "milvus", "monitoring"], "full"),
@@ -1243,10 +1251,6 @@ mod tests {
         assert_eq!(duration_seconds("5"), Some(5));
         assert_eq!(cpu_millis("0.5"), Some(500));
         assert_eq!(cpu_millis("2"), Some(2000));
-        assert_eq!(memory_mib("512m"), Some(512));
-        assert_eq!(memory_mib("2g"), Some(2048));
-        assert_eq!(memory_mib("128MB"), Some(128));
-        assert_eq!(memory_mib("1Gi"), Some(1024));
     }
 
     #[test]

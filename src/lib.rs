@@ -5,6 +5,7 @@
 //! [`render`] turns the model into files, and only [`commands`] write files or talk to Docker.
 
 pub mod atomic_file;
+pub mod byte_size;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
