@@ -13,7 +13,7 @@ use crate::env_vars::{self as ev, EnvSnapshot};
 use crate::error::Error;
 use crate::output::Format;
 use crate::profile::{Resources, Shape};
-use crate::project_file::ProjectFile;
+use crate::project_file::{ProjectFile, Source};
 use crate::reporter::ProgressMode;
 
 /// What the command line asks for, before the environment and `ragctl.yaml` are consulted: the highest
@@ -81,6 +81,9 @@ pub struct Settings {
     pub docker_host: Option<String>,
     /// The terminal can show ✓ / ✗ (UTF-8 locale); otherwise ASCII marks.
     pub unicode: bool,
+    /// The text of `ragctl.yaml`, when one was read, for errors that point into it.
+    #[serde(skip)]
+    pub project_file_source: Option<Source>,
 }
 
 pub const DEFAULT_PROFILES: &[&str] = &["weaviate"];
@@ -99,8 +102,13 @@ impl Settings {
                 "pass an existing directory with -C/--project-dir",
             ));
         }
-        let file = ProjectFile::load(&project_dir)?.unwrap_or_default();
-        Settings::resolve_with(flags, env, project_dir, file)
+        match ProjectFile::load(&project_dir)? {
+            Some((file, source)) => Ok(Settings {
+                project_file_source: Some(source),
+                ..Settings::resolve_with(flags, env, project_dir, file)?
+            }),
+            None => Settings::resolve_with(flags, env, project_dir, ProjectFile::default()),
+        }
     }
 
     /// Resolution without touching the file system (tests, and `resolve` after loading the file).
@@ -249,6 +257,7 @@ impl Settings {
             progress,
             docker_host: env.get(ev::DOCKER_HOST).map(str::to_string),
             unicode: env.utf8_locale(),
+            project_file_source: None,
         })
     }
 
@@ -259,6 +268,14 @@ impl Settings {
 
     pub fn project_path(&self, relative: impl AsRef<Path>) -> PathBuf {
         self.project_dir.join(relative)
+    }
+
+    /// Where the last key of `path` is written in `ragctl.yaml` (the file name alone when it was not read).
+    pub fn project_file_key(&self, path: &[&str]) -> crate::error::SourceLocation {
+        match &self.project_file_source {
+            Some(source) => source.key(path),
+            None => crate::error::SourceLocation::file(crate::project_file::FILE_NAME),
+        }
     }
 }
 

@@ -105,6 +105,7 @@ pub struct Service {
 impl Stack {
     /// Build the stack for the settings' profiles and shape.
     pub fn build(settings: &Settings, catalog: &Catalog) -> Result<Stack, Error> {
+        check_port_keys(settings, catalog)?;
         let (profiles, implied) = select_profiles(&settings.profiles, catalog)?;
         let shape = settings.shape;
 
@@ -449,6 +450,30 @@ fn check_dependencies(services: &IndexMap<String, Service>, catalog: &Catalog) -
         }
     }
     Ok(())
+}
+
+/// Every key under `ports:` in ragctl.yaml must move a port some profile publishes: a misspelt key would
+/// otherwise be ignored and the port stay where it was. Keys of profiles not enabled are fine (switching the
+/// vector store keeps the other's port setting).
+fn check_port_keys(settings: &Settings, catalog: &Catalog) -> Result<(), Error> {
+    let known: Vec<&str> = catalog
+        .iter()
+        .flat_map(|entry| entry.profile.services.values())
+        .flat_map(|service| service.ports.iter().map(|p| p.env.as_str()))
+        .collect();
+    match settings.ports.keys().find(|key| !known.contains(&key.as_str())) {
+        None => Ok(()),
+        Some(key) => {
+            let mut keys = known.clone();
+            keys.sort_unstable();
+            keys.dedup();
+            Err(Error::Invalid {
+                location: settings.project_file_key(&["ports", key]),
+                message: format!("no profile publishes a port by `{key}`"),
+                hint: format!("a key under `ports:` is one of: {}", keys.join(", ")),
+            })
+        }
+    }
 }
 
 fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: &Settings) -> Result<(), Error> {

@@ -354,30 +354,9 @@ fn container_spec(
 
 /// Compose durations: `1h2m3s`, `500ms`, `10s`, `1.5s`.
 pub fn duration_ns(s: &str, service: &str) -> Result<i64, Error> {
-    let bad = || Error::config(format!("invalid duration `{s}` in service `{service}` (use e.g. 10s, 1m30s, 500ms)"));
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += number * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(total as i64)
+    crate::profile::compose_duration(s).and_then(|d| i64::try_from(d.as_nanos()).ok()).ok_or_else(|| {
+        Error::config(format!("invalid duration `{s}` in service `{service}` (use e.g. 10s, 1m30s, 500ms)"))
+    })
 }
 
 /// A compose byte size (`512m`, `1.5g`) in bytes, as the engine API wants it.
