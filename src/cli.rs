@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 use crate::profile::Shape;
+use crate::render::init::Given;
 use crate::reporter::ProgressMode;
 use crate::settings::Overrides;
 
@@ -407,6 +408,35 @@ pub struct InitArgs {
     pub force: bool,
 }
 
+impl InitArgs {
+    /// The answers these flags give; the rest is asked or defaulted by the model.
+    pub fn given(&self) -> Given {
+        Given {
+            name: self.name.clone(),
+            vector_store: self.vector_store.clone(),
+            pg_cluster: toggle(self.pg_cluster, self.no_pg_cluster),
+            replicas: self.replicas,
+            app: toggle(self.app, self.no_app),
+            monitoring: toggle(self.monitoring, self.no_monitoring),
+            domain: self.domain.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            self_signed: self.self_signed,
+            ports: self.ports.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+/// `--x` / `--no-x` pairs: clap keeps only the last one given.
+fn toggle(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// `KEY=PORT` of `init --port`.
 fn parse_port_assignment(value: &str) -> Result<(String, u16), String> {
     let (key, port) = value.split_once('=').ok_or_else(|| format!("expected KEY=PORT, got `{value}`"))?;
@@ -419,4 +449,22 @@ fn parse_port_assignment(value: &str) -> Result<(String, u16), String> {
         return Err("port 0 is not a port to publish on".to_string());
     }
     Ok((key.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_toggles_take_the_flag_given() {
+        let args = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Init(args) => args.given(),
+            _ => unreachable!("parsed as init"),
+        };
+        assert_eq!(args(&["ragctl", "init"]).app, None);
+        assert_eq!(args(&["ragctl", "init", "--app"]).app, Some(true));
+        assert_eq!(args(&["ragctl", "init", "--app", "--no-app"]).app, Some(false));
+        assert_eq!(args(&["ragctl", "init", "--no-monitoring", "--monitoring"]).monitoring, Some(true));
+        assert_eq!(args(&["ragctl", "init", "--no-pg-cluster"]).pg_cluster, Some(false));
+    }
 }
