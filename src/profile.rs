@@ -367,11 +367,11 @@ pub struct Resources {
     pub memory: Option<String>,
 }
 
-/// A value that parsed as YAML but means nothing: the key under the node checked (empty when the node itself is
+/// A value that parsed as YAML but means nothing: the key under the node checked (`None` when the node itself is
 /// refused), the message and the fix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
-    pub key: &'static str,
+    pub key: Option<&'static str>,
     pub message: String,
     pub hint: String,
 }
@@ -379,7 +379,7 @@ pub struct Refusal {
 impl Refusal {
     /// The error at the refused value, `path` leading to the node that holds it.
     pub fn at(self, origin: &str, text: &str, path: &[&str]) -> Error {
-        let path: Vec<&str> = path.iter().copied().chain((!self.key.is_empty()).then_some(self.key)).collect();
+        let path: Vec<&str> = path.iter().copied().chain(self.key).collect();
         Error::Invalid {
             location: SourceLocation::of_yaml_value(origin, text, &path),
             message: self.message,
@@ -395,7 +395,7 @@ impl Resources {
             && !cpus.trim().parse::<f64>().is_ok_and(|n| n.is_finite() && n > 0.0)
         {
             return Some(Refusal {
-                key: "cpus",
+                key: Some("cpus"),
                 message: format!("invalid cpus `{cpus}` for service `{service}`"),
                 hint: "use a positive number of CPUs, such as 0.5 or \"2\"".to_string(),
             });
@@ -412,7 +412,7 @@ fn size_refusal(key: &'static str, text: &str, what: &str) -> Option<Refusal> {
     match ByteSize::parse(text) {
         Some(size) if size.bytes() > 0 => None,
         _ => Some(Refusal {
-            key,
+            key: Some(key),
             message: format!("invalid size `{text}` for {what}"),
             hint: format!("use {}", byte_size::EXAMPLES),
         }),
@@ -448,7 +448,7 @@ pub fn compose_duration(text: &str) -> Option<std::time::Duration> {
 
 fn duration_refusal(key: &'static str, text: &str, service: &str) -> Option<Refusal> {
     compose_duration(text).is_none().then(|| Refusal {
-        key,
+        key: Some(key),
         message: format!("invalid duration `{text}` for `{key}` of service `{service}`"),
         hint: "use a number with a unit: ms, s, m or h, such as 10s, 1m30s or 500ms".to_string(),
     })

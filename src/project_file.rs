@@ -110,7 +110,7 @@ impl ProjectFile {
         for (key, port) in &self.ports {
             if *port == 0 {
                 let refusal = Refusal {
-                    key: "",
+                    key: None,
                     message: format!("port 0 for `{key}` is not a port to publish on"),
                     hint: "use a host port from 1 to 65535".to_string(),
                 };
@@ -120,7 +120,7 @@ impl ProjectFile {
         for (service, count) in &self.replicas {
             if *count == 0 {
                 let refusal = Refusal {
-                    key: "",
+                    key: None,
                     message: format!("`{service}` cannot run 0 replicas"),
                     hint: format!(
                         "use 1 or more; a service is left out by leaving out the profile that adds it, not by \
