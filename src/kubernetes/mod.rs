@@ -482,7 +482,10 @@ mod tests {
     fn compose_units_convert() {
         assert_eq!(duration_seconds("1m30s"), Some(90));
         assert_eq!(duration_seconds("120s"), Some(120));
-        assert_eq!(duration_seconds("5"), Some(5));
+        // Probes count whole seconds: a fraction rounds up, so a timeout is never shorter than compose's.
+        assert_eq!(duration_seconds("1.5s"), Some(2));
+        assert_eq!(duration_seconds("500ms"), Some(1));
+        assert_eq!(duration_seconds("5"), None);
         assert_eq!(cpu_millis("0.5"), Some(500));
         assert_eq!(cpu_millis("2"), Some(2000));
     }

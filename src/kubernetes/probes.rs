@@ -116,28 +116,9 @@ pub(super) struct Probes {
     pub(super) liveness: Value,
 }
 
-/// Compose durations (`30s`, `1m30s`, `2m`) in whole seconds.
+/// Compose durations (`30s`, `1m30s`, `1.5s`) in whole seconds, rounded up; the parser is the profiles' own.
 pub(super) fn duration_seconds(s: &str) -> Option<u64> {
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            'h' => n * 3600,
-            'm' => n * 60,
-            's' => n,
-            _ => return None,
-        };
-    }
-    if !number.is_empty() {
-        total += number.parse::<u64>().ok()?;
-    }
-    Some(total)
+    crate::profile::compose_duration(s).map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
 /// Compose `cpus` (`"1.5"`) in millicores.
