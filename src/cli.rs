@@ -1,9 +1,18 @@
 //! Command-line types (clap derive). Parsing only: no defaults from the environment or files here; those
 //! are resolved in [`crate::settings`], the one place where flags meet `RAGCTL_*` and `ragctl.yaml`.
+//!
+//! Clap's types stop here: the global flags are mapped into [`Overrides`] (and their value enums into
+//! [`Format`], [`Shape`] and [`ProgressMode`]), so nothing below the commands depends on how flags are spelled.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+use crate::profile::Shape;
+use crate::render::init::Given;
+use crate::reporter::ProgressMode;
+use crate::settings::Overrides;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,7 +57,7 @@ pub struct GlobalArgs {
 
     /// Output format of data on stdout [env: RAGCTL_FORMAT] [default: text]
     #[arg(long, global = true, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
 
     /// Print less (repeat for errors only) [env: RAGCTL_QUIET=1|2]
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -71,6 +80,25 @@ pub struct GlobalArgs {
     pub progress: Option<ProgressArg>,
 }
 
+impl GlobalArgs {
+    /// The flags as settings see them: the highest-precedence layer of the resolution.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            project_dir: self.project_dir.clone(),
+            project_name: self.project_name.clone(),
+            profiles: self.profiles.clone(),
+            shape: self.shape.map(Shape::from),
+            env_file: self.env_file.clone(),
+            format: self.format.map(Format::from),
+            quiet: self.quiet,
+            verbose: self.verbose,
+            no_color: self.no_color,
+            yes: self.yes,
+            progress: self.progress.map(ProgressMode::from),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressArg {
     Auto,
@@ -79,16 +107,45 @@ pub enum ProgressArg {
     Quiet,
 }
 
+impl From<ProgressArg> for ProgressMode {
+    fn from(arg: ProgressArg) -> ProgressMode {
+        match arg {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Plain => ProgressMode::Plain,
+            ProgressArg::Json => ProgressMode::Json,
+            ProgressArg::Quiet => ProgressMode::Quiet,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum FormatArg {
     Text,
     Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Format {
+        match arg {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShapeArg {
     Middleware,
     Full,
+}
+
+impl From<ShapeArg> for Shape {
+    fn from(arg: ShapeArg) -> Shape {
+        match arg {
+            ShapeArg::Middleware => Shape::Middleware,
+            ShapeArg::Full => Shape::Full,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,6 +408,35 @@ pub struct InitArgs {
     pub force: bool,
 }
 
+impl InitArgs {
+    /// The answers these flags give; the rest is asked or defaulted by the model.
+    pub fn given(&self) -> Given {
+        Given {
+            name: self.name.clone(),
+            vector_store: self.vector_store.clone(),
+            pg_cluster: toggle(self.pg_cluster, self.no_pg_cluster),
+            replicas: self.replicas,
+            app: toggle(self.app, self.no_app),
+            monitoring: toggle(self.monitoring, self.no_monitoring),
+            domain: self.domain.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            self_signed: self.self_signed,
+            ports: self.ports.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+/// `--x` / `--no-x` pairs: clap keeps only the last one given.
+fn toggle(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// `KEY=PORT` of `init --port`.
 fn parse_port_assignment(value: &str) -> Result<(String, u16), String> {
     let (key, port) = value.split_once('=').ok_or_else(|| format!("expected KEY=PORT, got `{value}`"))?;
@@ -363,4 +449,22 @@ fn parse_port_assignment(value: &str) -> Result<(String, u16), String> {
         return Err("port 0 is not a port to publish on".to_string());
     }
     Ok((key.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_toggles_take_the_flag_given() {
+        let args = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Init(args) => args.given(),
+            _ => unreachable!("parsed as init"),
+        };
+        assert_eq!(args(&["ragctl", "init"]).app, None);
+        assert_eq!(args(&["ragctl", "init", "--app"]).app, Some(true));
+        assert_eq!(args(&["ragctl", "init", "--app", "--no-app"]).app, Some(false));
+        assert_eq!(args(&["ragctl", "init", "--no-monitoring", "--monitoring"]).monitoring, Some(true));
+        assert_eq!(args(&["ragctl", "init", "--no-pg-cluster"]).pg_cluster, Some(false));
+    }
 }

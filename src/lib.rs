@@ -7,6 +7,7 @@
 //! [`docker`], PostgreSQL through [`postgres`], HTTP, RESP and TCP through [`net`].
 
 pub mod atomic_file;
+pub mod byte_size;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -9,8 +9,15 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::error::Error;
+
+/// The shape of data on stdout: text for people, JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Text,
+    Json,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Output {

@@ -8,6 +8,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::byte_size::{self, ByteSize};
 use crate::error::{Error, SourceLocation};
 
 /// One profile file, as written by its author.
@@ -366,6 +367,119 @@ pub struct Resources {
     pub memory: Option<String>,
 }
 
+/// A value that parsed as YAML but means nothing: the key under the node checked (`None` when the node itself is
+/// refused), the message and the fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub key: Option<&'static str>,
+    pub message: String,
+    pub hint: String,
+}
+
+impl Refusal {
+    /// The error at the refused value, `path` leading to the node that holds it.
+    pub fn at(self, origin: &str, text: &str, path: &[&str]) -> Error {
+        let path: Vec<&str> = path.iter().copied().chain(self.key).collect();
+        Error::Invalid {
+            location: SourceLocation::of_yaml_value(origin, text, &path),
+            message: self.message,
+            hint: self.hint,
+        }
+    }
+}
+
+impl Resources {
+    /// `cpus` must be a positive number and `memory` a positive size (what compose and Kubernetes accept).
+    pub fn refusal(&self, service: &str) -> Option<Refusal> {
+        if let Some(cpus) = &self.cpus
+            && !cpus.trim().parse::<f64>().is_ok_and(|n| n.is_finite() && n > 0.0)
+        {
+            return Some(Refusal {
+                key: Some("cpus"),
+                message: format!("invalid cpus `{cpus}` for service `{service}`"),
+                hint: "use a positive number of CPUs, such as 0.5 or \"2\"".to_string(),
+            });
+        }
+        if let Some(memory) = &self.memory {
+            return size_refusal("memory", memory, &format!("the memory of service `{service}`"));
+        }
+        None
+    }
+}
+
+/// A compose byte size of more than 0 bytes, else why not.
+fn size_refusal(key: &'static str, text: &str, what: &str) -> Option<Refusal> {
+    match ByteSize::parse(text) {
+        Some(size) if size.bytes() > 0 => None,
+        _ => Some(Refusal {
+            key: Some(key),
+            message: format!("invalid size `{text}` for {what}"),
+            hint: format!("use {}", byte_size::EXAMPLES),
+        }),
+    }
+}
+
+/// A compose duration: numbers with units `ns`, `us`, `ms`, `s`, `m`, `h` (`1m30s`, `500ms`, `1.5s`).
+pub fn compose_duration(text: &str) -> Option<std::time::Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_ns = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total_ns += number * factor;
+        rest = &rest[unit_len..];
+    }
+    (total_ns.is_finite() && total_ns < u64::MAX as f64).then(|| std::time::Duration::from_nanos(total_ns as u64))
+}
+
+fn duration_refusal(key: &'static str, text: &str, service: &str) -> Option<Refusal> {
+    compose_duration(text).is_none().then(|| Refusal {
+        key: Some(key),
+        message: format!("invalid duration `{text}` for `{key}` of service `{service}`"),
+        hint: "use a number with a unit: ms, s, m or h, such as 10s, 1m30s or 500ms".to_string(),
+    })
+}
+
+impl ServiceDef {
+    /// Sizes, durations and limits that must mean something before the service is rendered.
+    fn refusal(&self, name: &str) -> Option<(Vec<&'static str>, Refusal)> {
+        if let Some(hc) = &self.healthcheck {
+            let durations = [("interval", &hc.interval), ("timeout", &hc.timeout), ("start_period", &hc.start_period)];
+            for (key, text) in durations {
+                if let Some(r) = duration_refusal(key, text, name) {
+                    return Some((vec!["healthcheck"], r));
+                }
+            }
+        }
+        if let Some(r) = self.stop_grace_period.as_deref().and_then(|t| duration_refusal("stop_grace_period", t, name))
+        {
+            return Some((vec![], r));
+        }
+        if let Some(r) = self
+            .shm_size
+            .as_deref()
+            .and_then(|t| size_refusal("shm_size", t, &format!("`shm_size` of service `{name}`")))
+        {
+            return Some((vec![], r));
+        }
+        self.resources.as_ref().and_then(|r| r.refusal(name)).map(|r| (vec!["resources"], r))
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ulimit {
@@ -407,6 +521,37 @@ impl Profile {
                 message: format!("profile name `{}` must match the file name `{stem}`", profile.name),
             });
         }
+        for (name, service) in &profile.services {
+            if let Some((under, refusal)) = service.refusal(name) {
+                let path: Vec<&str> = ["services", name.as_str()].into_iter().chain(under).collect();
+                return Err(refusal.at(origin, text, &path));
+            }
+        }
         Ok(profile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_durations_need_a_unit() {
+        assert_eq!(compose_duration("1m30s"), Some(std::time::Duration::from_secs(90)));
+        assert_eq!(compose_duration("1.5s"), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(compose_duration("500ms"), Some(std::time::Duration::from_millis(500)));
+        for text in ["", "5", "fivesec", "10 s", "1d", "s"] {
+            assert_eq!(compose_duration(text), None, "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_bad_size_or_duration_in_a_profile_names_its_position() {
+        let text = "name: p\ndescription: d\nservices:\n  s:\n    image: x\n    shm_size: 1q\n";
+        let err = Profile::parse("profiles/p.yaml", text).unwrap_err().to_string();
+        assert!(err.starts_with("failed to parse `profiles/p.yaml:6:15`: invalid size `1q`"), "{err}");
+        let text = "name: p\ndescription: d\nservices:\n  s:\n    image: x\n    stop_grace_period: soon\n";
+        let err = Profile::parse("profiles/p.yaml", text).unwrap_err().to_string();
+        assert!(err.starts_with("failed to parse `profiles/p.yaml:6:24`: invalid duration `soon`"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, SourceLocation};
-use crate::profile::{Resources, Shape};
+use crate::profile::{Refusal, Resources, Shape};
 
 pub const FILE_NAME: &str = "ragctl.yaml";
 
@@ -60,26 +60,82 @@ pub struct TlsFile {
     pub key: Option<String>,
 }
 
+/// The text a [`ProjectFile`] was read from, kept so that a check made later (against the profiles, which this
+/// module does not know) can point at the line and column of the value it refuses.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub origin: String,
+    pub text: String,
+}
+
+impl Source {
+    /// Where the last key of `path` is written, or the file alone.
+    pub fn key(&self, path: &[&str]) -> SourceLocation {
+        SourceLocation::of_yaml_key(&self.origin, &self.text, path)
+    }
+}
+
 impl ProjectFile {
-    /// Read `ragctl.yaml` from `dir`; a missing file is an empty one.
-    pub fn load(dir: &Path) -> Result<Option<ProjectFile>, Error> {
+    /// Read and check `ragctl.yaml` from `dir`; `None` when there is none (the defaults serve).
+    pub fn load(dir: &Path) -> Result<Option<(ProjectFile, Source)>, Error> {
         let path = dir.join(FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", path, e)),
         };
-        ProjectFile::parse(&path.display().to_string(), &text).map(Some)
+        let origin = path.display().to_string();
+        let file = ProjectFile::parse(&origin, &text)?;
+        Ok(Some((file, Source { origin, text })))
     }
 
+    /// Parse and check: every value must mean something (sizes, CPU counts, replica counts, ports), each refusal
+    /// naming `origin:line:column`.
     pub fn parse(origin: &str, text: &str) -> Result<ProjectFile, Error> {
         if text.trim().is_empty() {
             return Ok(ProjectFile::default());
         }
-        yaml_serde::from_str(text).map_err(|e| Error::Parse {
+        let file: ProjectFile = yaml_serde::from_str(text).map_err(|e| Error::Parse {
             location: SourceLocation::from_yaml(origin, &e),
             message: SourceLocation::yaml_message(&e),
-        })
+        })?;
+        match file.refusal() {
+            Some((path, refusal)) => Err(refusal.at(origin, text, &path)),
+            None => Ok(file),
+        }
+    }
+
+    /// The first value that cannot be used, with the path to the node holding it.
+    fn refusal(&self) -> Option<(Vec<&str>, Refusal)> {
+        for (key, port) in &self.ports {
+            if *port == 0 {
+                let refusal = Refusal {
+                    key: None,
+                    message: format!("port 0 for `{key}` is not a port to publish on"),
+                    hint: "use a host port from 1 to 65535".to_string(),
+                };
+                return Some((vec!["ports", key.as_str()], refusal));
+            }
+        }
+        for (service, count) in &self.replicas {
+            if *count == 0 {
+                let refusal = Refusal {
+                    key: None,
+                    message: format!("`{service}` cannot run 0 replicas"),
+                    hint: format!(
+                        "use 1 or more; a service is left out by leaving out the profile that adds it, not by \
+                         `replicas: {{{service}: 0}}`"
+                    ),
+                };
+                return Some((vec!["replicas", service.as_str()], refusal));
+            }
+        }
+        for (service, resources) in &self.resources {
+            if let Some(refusal) = resources.refusal(service) {
+                return Some((vec!["resources", service.as_str()], refusal));
+            }
+        }
+        None
     }
 }
 
@@ -99,6 +155,21 @@ mod tests {
     fn bad_shape_value_is_reported() {
         let err = ProjectFile::parse("ragctl.yaml", "shape: huge\n").unwrap_err();
         assert!(err.to_string().contains("ragctl.yaml:1:8"), "{err}");
+    }
+
+    #[test]
+    fn values_are_checked_at_their_line_and_column() {
+        let refused = |text: &str| ProjectFile::parse("ragctl.yaml", text).unwrap_err().to_string();
+        let msg = refused("resources:\n  api: {cpus: \"0\"}\n");
+        assert!(msg.starts_with("failed to parse `ragctl.yaml:2:15`: invalid cpus `0` for service `api`"), "{msg}");
+        let msg = refused("resources:\n  worker:\n    memory: 1.5x\n");
+        assert!(msg.starts_with("failed to parse `ragctl.yaml:3:13`: invalid size `1.5x`"), "{msg}");
+        let msg = refused("replicas:\n  api: 2\n  web: 0\n");
+        assert!(msg.starts_with("failed to parse `ragctl.yaml:3:8`: `web` cannot run 0 replicas"), "{msg}");
+        let msg = refused("ports: {EXPOSE_DB_PORT: 0}\n");
+        assert!(msg.starts_with("failed to parse `ragctl.yaml:1:25`: port 0"), "{msg}");
+        let ok = "replicas: {api: 3}\nresources: {api: {cpus: \"1.5\", memory: 1.5g}, web: {memory: 512k}}\n";
+        assert_eq!(ProjectFile::parse("ragctl.yaml", ok).unwrap().replicas["api"], 3);
     }
 
     #[test]

@@ -9,11 +9,30 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::cli::{Format, GlobalArgs, ShapeArg};
 use crate::env_vars::{self as ev, EnvSnapshot};
 use crate::error::Error;
+use crate::output::Format;
 use crate::profile::{Resources, Shape};
-use crate::project_file::ProjectFile;
+use crate::project_file::{ProjectFile, Source};
+use crate::reporter::ProgressMode;
+
+/// What the command line asks for, before the environment and `ragctl.yaml` are consulted: the highest
+/// precedence. Plain data, so settings never depend on how flags are parsed (the CLI maps its flags into this).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub project_dir: Option<PathBuf>,
+    pub project_name: Option<String>,
+    /// Profiles as given, possibly comma-separated.
+    pub profiles: Vec<String>,
+    pub shape: Option<Shape>,
+    pub env_file: Option<PathBuf>,
+    pub format: Option<Format>,
+    pub quiet: u8,
+    pub verbose: u8,
+    pub no_color: bool,
+    pub yes: bool,
+    pub progress: Option<ProgressMode>,
+}
 
 /// Where the list of requested profiles came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,27 +76,21 @@ pub struct Settings {
     pub color: bool,
     pub yes: bool,
     #[serde(skip)]
-    pub progress: crate::reporter::ProgressMode,
+    pub progress: ProgressMode,
     /// `DOCKER_HOST`, when set.
     pub docker_host: Option<String>,
     /// The terminal can show ✓ / ✗ (UTF-8 locale); otherwise ASCII marks.
     pub unicode: bool,
-}
-
-impl Serialize for Format {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match self {
-            Format::Text => "text",
-            Format::Json => "json",
-        })
-    }
+    /// The text of `ragctl.yaml`, when one was read, for errors that point into it.
+    #[serde(skip)]
+    pub project_file_source: Option<Source>,
 }
 
 pub const DEFAULT_PROFILES: &[&str] = &["weaviate"];
 
 impl Settings {
     /// Resolve from the parsed flags and a snapshot of the environment, reading `ragctl.yaml` if present.
-    pub fn resolve(flags: &GlobalArgs, env: &EnvSnapshot) -> Result<Settings, Error> {
+    pub fn resolve(flags: &Overrides, env: &EnvSnapshot) -> Result<Settings, Error> {
         let project_dir = flags
             .project_dir
             .clone()
@@ -89,13 +102,18 @@ impl Settings {
                 "pass an existing directory with -C/--project-dir",
             ));
         }
-        let file = ProjectFile::load(&project_dir)?.unwrap_or_default();
-        Settings::resolve_with(flags, env, project_dir, file)
+        match ProjectFile::load(&project_dir)? {
+            Some((file, source)) => Ok(Settings {
+                project_file_source: Some(source),
+                ..Settings::resolve_with(flags, env, project_dir, file)?
+            }),
+            None => Settings::resolve_with(flags, env, project_dir, ProjectFile::default()),
+        }
     }
 
     /// Resolution without touching the file system (tests, and `resolve` after loading the file).
     pub fn resolve_with(
-        flags: &GlobalArgs,
+        flags: &Overrides,
         env: &EnvSnapshot,
         project_dir: PathBuf,
         file: ProjectFile,
@@ -125,8 +143,7 @@ impl Settings {
         };
 
         let shape = match flags.shape {
-            Some(ShapeArg::Middleware) => Shape::Middleware,
-            Some(ShapeArg::Full) => Shape::Full,
+            Some(shape) => shape,
             None => match env.get(ev::RAGCTL_SHAPE) {
                 Some("middleware") => Shape::Middleware,
                 Some("full") => Shape::Full,
@@ -197,12 +214,8 @@ impl Settings {
         };
         let quiet = if flags.quiet > 0 { flags.quiet } else { level(ev::RAGCTL_QUIET)? };
         let verbose = if flags.verbose > 0 { flags.verbose } else { level(ev::RAGCTL_VERBOSE)? };
-        use crate::reporter::ProgressMode;
         let progress = match flags.progress {
-            Some(crate::cli::ProgressArg::Auto) => ProgressMode::Auto,
-            Some(crate::cli::ProgressArg::Plain) => ProgressMode::Plain,
-            Some(crate::cli::ProgressArg::Json) => ProgressMode::Json,
-            Some(crate::cli::ProgressArg::Quiet) => ProgressMode::Quiet,
+            Some(mode) => mode,
             None => match env.get(ev::RAGCTL_PROGRESS) {
                 Some("auto") => ProgressMode::Auto,
                 Some("plain") => ProgressMode::Plain,
@@ -244,6 +257,7 @@ impl Settings {
             progress,
             docker_host: env.get(ev::DOCKER_HOST).map(str::to_string),
             unicode: env.utf8_locale(),
+            project_file_source: None,
         })
     }
 
@@ -254,6 +268,14 @@ impl Settings {
 
     pub fn project_path(&self, relative: impl AsRef<Path>) -> PathBuf {
         self.project_dir.join(relative)
+    }
+
+    /// Where the last key of `path` is written in `ragctl.yaml` (the file name alone when it was not read).
+    pub fn project_file_key(&self, path: &[&str]) -> crate::error::SourceLocation {
+        match &self.project_file_source {
+            Some(source) => source.key(path),
+            None => crate::error::SourceLocation::file(crate::project_file::FILE_NAME),
+        }
     }
 }
 
@@ -311,7 +333,7 @@ fn project_name_from_dir(dir: &Path) -> String {
 mod tests {
     use super::*;
 
-    fn resolve(flags: GlobalArgs, env: &[(&str, &str)], file: &str) -> Result<Settings, Error> {
+    fn resolve(flags: Overrides, env: &[(&str, &str)], file: &str) -> Result<Settings, Error> {
         let file = ProjectFile::parse("ragctl.yaml", file).unwrap();
         Settings::resolve_with(
             &flags,
@@ -323,7 +345,7 @@ mod tests {
 
     #[test]
     fn defaults_serve_without_a_project_file() {
-        let s = resolve(GlobalArgs::default(), &[], "").unwrap();
+        let s = resolve(Overrides::default(), &[], "").unwrap();
         assert_eq!(s.profiles, ["weaviate"]);
         assert_eq!(s.profiles_source, ProfileSource::Default);
         assert_eq!(s.shape, Shape::Middleware);
@@ -334,14 +356,14 @@ mod tests {
     #[test]
     fn profile_precedence_flag_then_ragctl_env_then_compose_env_then_file() {
         let file = "profiles: [qdrant]\n";
-        let s = resolve(GlobalArgs::default(), &[], file).unwrap();
+        let s = resolve(Overrides::default(), &[], file).unwrap();
         assert_eq!((s.profiles, s.profiles_source), (vec!["qdrant".into()], ProfileSource::ProjectFile));
-        let s = resolve(GlobalArgs::default(), &[("COMPOSE_PROFILES", "milvus")], file).unwrap();
+        let s = resolve(Overrides::default(), &[("COMPOSE_PROFILES", "milvus")], file).unwrap();
         assert_eq!((s.profiles, s.profiles_source), (vec!["milvus".into()], ProfileSource::ComposeEnv));
         let env = [("COMPOSE_PROFILES", "milvus"), ("RAGCTL_PROFILES", "pgvector, app")];
-        let s = resolve(GlobalArgs::default(), &env, file).unwrap();
+        let s = resolve(Overrides::default(), &env, file).unwrap();
         assert_eq!(s.profiles, ["pgvector", "app"]);
-        let flags = GlobalArgs { profiles: vec!["app,weaviate".into(), "monitoring".into()], ..Default::default() };
+        let flags = Overrides { profiles: vec!["app,weaviate".into(), "monitoring".into()], ..Default::default() };
         let s = resolve(flags, &env, file).unwrap();
         assert_eq!(
             (s.profiles, s.profiles_source),
@@ -351,15 +373,15 @@ mod tests {
 
     #[test]
     fn project_name_precedence_and_validation() {
-        let s = resolve(GlobalArgs::default(), &[], "").unwrap();
+        let s = resolve(Overrides::default(), &[], "").unwrap();
         assert_eq!(s.project_name, "ragctl"); // /p/my-Stack does not exist, so canonicalize fails
-        let s = resolve(GlobalArgs::default(), &[("COMPOSE_PROJECT_NAME", "c")], "project: f\n").unwrap();
+        let s = resolve(Overrides::default(), &[("COMPOSE_PROJECT_NAME", "c")], "project: f\n").unwrap();
         assert_eq!(s.project_name, "c");
         let s =
-            resolve(GlobalArgs::default(), &[("RAGCTL_PROJECT_NAME", "r"), ("COMPOSE_PROJECT_NAME", "c")], "").unwrap();
+            resolve(Overrides::default(), &[("RAGCTL_PROJECT_NAME", "r"), ("COMPOSE_PROJECT_NAME", "c")], "").unwrap();
         assert_eq!(s.project_name, "r");
         let err =
-            resolve(GlobalArgs { project_name: Some("Bad Name".into()), ..Default::default() }, &[], "").unwrap_err();
+            resolve(Overrides { project_name: Some("Bad Name".into()), ..Default::default() }, &[], "").unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--project-name"), "{err}");
     }
@@ -367,7 +389,7 @@ mod tests {
     #[test]
     fn image_overrides_from_env_win_over_file_and_normalise_names() {
         let file = "images:\n  milvus-standalone: a/m:1\n  api: a/api:1\n";
-        let s = resolve(GlobalArgs::default(), &[("RAGCTL_IMAGE_MILVUS_STANDALONE", "t/m:2")], file).unwrap();
+        let s = resolve(Overrides::default(), &[("RAGCTL_IMAGE_MILVUS_STANDALONE", "t/m:2")], file).unwrap();
         assert_eq!(s.image_override("milvus-standalone"), Some("t/m:2"));
         assert_eq!(s.image_override("api"), Some("a/api:1"));
         assert_eq!(s.image_override("web"), None);
@@ -375,11 +397,11 @@ mod tests {
 
     #[test]
     fn shape_and_format_env_values_are_validated() {
-        let err = resolve(GlobalArgs::default(), &[("RAGCTL_SHAPE", "huge")], "").unwrap_err();
+        let err = resolve(Overrides::default(), &[("RAGCTL_SHAPE", "huge")], "").unwrap_err();
         assert!(err.to_string().contains("RAGCTL_SHAPE"));
-        let s = resolve(GlobalArgs::default(), &[("RAGCTL_SHAPE", "full")], "shape: middleware\n").unwrap();
+        let s = resolve(Overrides::default(), &[("RAGCTL_SHAPE", "full")], "shape: middleware\n").unwrap();
         assert_eq!(s.shape, Shape::Full);
-        let flags = GlobalArgs { shape: Some(ShapeArg::Middleware), ..Default::default() };
+        let flags = Overrides { shape: Some(Shape::Middleware), ..Default::default() };
         assert_eq!(resolve(flags, &[("RAGCTL_SHAPE", "full")], "").unwrap().shape, Shape::Middleware);
     }
 

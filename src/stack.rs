@@ -105,6 +105,7 @@ pub struct Service {
 impl Stack {
     /// Build the stack for the settings' profiles and shape.
     pub fn build(settings: &Settings, catalog: &Catalog) -> Result<Stack, Error> {
+        check_port_keys(settings, catalog)?;
         let (profiles, implied) = select_profiles(&settings.profiles, catalog)?;
         let shape = settings.shape;
 
@@ -451,6 +452,30 @@ fn check_dependencies(services: &IndexMap<String, Service>, catalog: &Catalog) -
     Ok(())
 }
 
+/// Every key under `ports:` in ragctl.yaml must move a port some profile publishes: a misspelt key would
+/// otherwise be ignored and the port stay where it was. Keys of profiles not enabled are fine (switching the
+/// vector store keeps the other's port setting).
+fn check_port_keys(settings: &Settings, catalog: &Catalog) -> Result<(), Error> {
+    let known: Vec<&str> = catalog
+        .iter()
+        .flat_map(|entry| entry.profile.services.values())
+        .flat_map(|service| service.ports.iter().map(|p| p.env.as_str()))
+        .collect();
+    match settings.ports.keys().find(|key| !known.contains(&key.as_str())) {
+        None => Ok(()),
+        Some(key) => {
+            let mut keys = known.clone();
+            keys.sort_unstable();
+            keys.dedup();
+            Err(Error::Invalid {
+                location: settings.project_file_key(&["ports", key]),
+                message: format!("no profile publishes a port by `{key}`"),
+                hint: format!("a key under `ports:` is one of: {}", keys.join(", ")),
+            })
+        }
+    }
+}
+
 fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: &Settings) -> Result<(), Error> {
     for (name, count) in &settings.replicas {
         let Some(svc) = services.get_mut(name) else {
@@ -546,14 +571,14 @@ pub fn derive_references(template: &str) -> impl Iterator<Item = &str> {
 pub(crate) mod test_support {
     use super::Stack;
     use crate::catalog::Catalog;
-    use crate::cli::GlobalArgs;
     use crate::env_vars::EnvSnapshot;
     use crate::project_file::ProjectFile;
+    use crate::settings::Overrides;
     use crate::settings::Settings;
 
     /// The embedded profiles built for `profiles` and a `ragctl.yaml` text, project directory `/p/demo`.
     pub fn embedded_stack(profiles: &[&str], ragctl_yaml: &str) -> Stack {
-        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let flags = Overrides { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let file = ProjectFile::parse("ragctl.yaml", ragctl_yaml).unwrap();
         let settings =
             Settings::resolve_with(&flags, &EnvSnapshot::default(), std::path::PathBuf::from("/p/demo"), file).unwrap();
@@ -573,13 +598,13 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::GlobalArgs;
     use crate::env_vars::EnvSnapshot;
     use crate::project_file::ProjectFile;
+    use crate::settings::Overrides;
     use std::path::PathBuf;
 
     fn settings(profiles: &[&str], file: &str) -> Settings {
-        let flags = GlobalArgs { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let flags = Overrides { profiles: profiles.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         let file = ProjectFile::parse("ragctl.yaml", file).unwrap();
         Settings::resolve_with(&flags, &EnvSnapshot::default(), PathBuf::from("/p/demo"), file).unwrap()
     }

@@ -115,6 +115,55 @@ fn malformed_project_file_names_file_line_column_and_writes_nothing() {
     assert!(!t.exists("docker-compose.yaml"));
 }
 
+/// `ragctl.yaml` is validated when it is loaded: a value that does not parse as what it stands for is an error at
+/// its own line and column, before anything is rendered.
+#[track_caller]
+fn assert_refused_at(t: &Test, location: &str, message: &str) {
+    let r = t.run(["render"]);
+    r.assert_status(2);
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("error: failed to parse `./{location}`: ")), "{}", r.stderr);
+    assert!(first.contains(message), "{}", r.stderr);
+    assert!(r.stderr.contains("\n\nhint: "), "{}", r.stderr);
+    assert!(!t.exists("docker-compose.yaml"));
+}
+
+#[test]
+fn invalid_cpus_in_project_file_is_refused_at_its_position() {
+    let t = Test::new().file("ragctl.yaml", "shape: full\nresources:\n  api: {cpus: \"lots\", memory: 2g}\n");
+    assert_refused_at(&t, "ragctl.yaml:3:15", "invalid cpus `lots` for service `api`");
+}
+
+#[test]
+fn invalid_memory_size_in_project_file_is_refused_at_its_position() {
+    let t = Test::new().file("ragctl.yaml", "shape: full\nresources:\n  api:\n    cpus: 2\n    memory: 4zz\n");
+    assert_refused_at(&t, "ragctl.yaml:5:13", "invalid size `4zz` for the memory of service `api`");
+}
+
+#[test]
+fn unknown_port_key_in_project_file_is_refused_at_its_position() {
+    let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_DB_PORT: 5433\n  EXPOSE_DB_PROT: 5434\n");
+    assert_refused_at(&t, "ragctl.yaml:3:3", "no profile publishes a port by `EXPOSE_DB_PROT`");
+}
+
+#[test]
+fn zero_replicas_are_refused_at_their_position() {
+    let t = Test::new().file("ragctl.yaml", "shape: full\nprofiles: [app, weaviate]\nreplicas: {api: 0}\n");
+    assert_refused_at(&t, "ragctl.yaml:3:17", "`api` cannot run 0 replicas");
+}
+
+#[test]
+fn invalid_duration_in_a_project_profile_is_refused_at_its_position() {
+    let t = Test::new().file(
+        "profiles/mine.yaml",
+        "name: mine\ndescription: x\nservices:\n  s:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n      interval: fivesec\n",
+    );
+    let r = t.run(["render", "--profile", "mine"]);
+    r.assert_status(2);
+    assert!(r.stderr.contains("profiles/mine.yaml:8:17`: invalid duration `fivesec`"), "{}", r.stderr);
+    assert!(!t.exists("docker-compose.yaml"));
+}
+
 #[test]
 fn malformed_project_profile_names_file_line_column() {
     let t = Test::new().file(

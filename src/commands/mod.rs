@@ -17,10 +17,10 @@ mod swarm;
 mod up;
 
 use crate::catalog::Catalog;
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, Command};
 use crate::env_vars::EnvSnapshot;
 use crate::error::{Error, exit};
-use crate::output::Output;
+use crate::output::{Format, Output};
 use crate::settings::Settings;
 use crate::stack::Stack;
 
@@ -29,12 +29,13 @@ pub fn run(cli: Cli) -> i32 {
     let env = EnvSnapshot::capture();
     // Until settings are resolved, report with what the flags alone say.
     let early = Output {
-        format: cli.global.format.unwrap_or(Format::Text),
+        format: cli.global.format.map(Format::from).unwrap_or(Format::Text),
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
         color: false,
     };
-    let settings = match Settings::resolve(&cli.global, &env) {
+    let overrides = cli.global.overrides();
+    let settings = match Settings::resolve(&overrides, &env) {
         Ok(s) => s,
         Err(e) => {
             early.error(&e);
@@ -44,7 +45,7 @@ pub fn run(cli: Cli) -> i32 {
     let out =
         Output { format: settings.format, quiet: settings.quiet, verbose: settings.verbose, color: settings.color };
     let result = match &cli.command {
-        Command::Init(args) => init::run(&settings, &out, &cli.global, args),
+        Command::Init(args) => init::run(&settings, &out, &overrides, args),
         Command::Render(args) => render::run(&settings, &out, args),
         Command::Profiles => profiles::run(&settings, &out),
         Command::Secret(cmd) => secret::run(&settings, &out, cmd),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::interpolate::interpolate;
+use crate::byte_size::{self, ByteSize};
 use crate::docker::{ContainerCreate, PublishedPort};
 use crate::error::Error;
 use crate::profile::{DependencyCondition, ReadinessProbe, Shape};
@@ -382,48 +383,16 @@ fn container_spec(
 
 /// Compose durations: `1h2m3s`, `500ms`, `10s`, `1.5s`.
 pub fn duration_ns(s: &str, service: &str) -> Result<i64, Error> {
-    let bad = || Error::config(format!("invalid duration `{s}` in service `{service}` (use e.g. 10s, 1m30s, 500ms)"));
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += number * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(total as i64)
+    crate::profile::compose_duration(s).and_then(|d| i64::try_from(d.as_nanos()).ok()).ok_or_else(|| {
+        Error::config(format!("invalid duration `{s}` in service `{service}` (use e.g. 10s, 1m30s, 500ms)"))
+    })
 }
 
-/// Compose byte sizes: `512m`, `2g`, `128MB`, `1024` (bytes).
+/// A compose byte size (`512m`, `1.5g`) in bytes, as the engine API wants it.
 pub fn parse_bytes(s: &str, service: &str) -> Result<i64, Error> {
-    let lower = s.trim().to_ascii_lowercase();
-    let digits = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
-    let number: f64 = lower[..digits]
-        .parse()
-        .map_err(|_| Error::config(format!("invalid size `{s}` in service `{service}` (use e.g. 512m, 2g)")))?;
-    let factor = match lower[digits..].trim_end_matches('b').trim_end_matches('i') {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0f64.powi(4),
-        _ => return Err(Error::config(format!("invalid size `{s}` in service `{service}` (use e.g. 512m, 2g)"))),
-    };
-    Ok((number * factor) as i64)
+    ByteSize::parse(s).and_then(|size| i64::try_from(size.bytes()).ok()).ok_or_else(|| {
+        Error::config_hint(format!("invalid size `{s}` in service `{service}`"), format!("use {}", byte_size::EXAMPLES))
+    })
 }
 
 fn parse_cpus(s: &str, service: &str) -> Result<i64, Error> {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use crate::byte_size::ByteSize;
 use crate::doctor::{CheckDef, DoctorContext, Outcome};
 use crate::port_holder;
 
@@ -77,9 +78,7 @@ fn memory(ctx: &DoctorContext) -> Outcome {
                 .values()
                 .filter_map(|svc| {
                     let m = svc.resources.as_ref()?.memory.as_deref()?;
-                    crate::engine::spec::parse_bytes(m, &svc.name)
-                        .ok()
-                        .map(|b| b as u64 * u64::from(svc.replicas.max(1)))
+                    ByteSize::parse(m).map(|size| size.bytes() * u64::from(svc.replicas.max(1)))
                 })
                 .sum()
         })

@@ -1,12 +1,15 @@
 //! Render a [`Stack`] into files with minijinja (strict undefined): `docker-compose.yaml` and the config files
 //! the enabled profiles declare. Templates are embedded in the binary and overridable by the project's own
 //! `templates/` directory. Pure apart from reading override templates: writing is the command layer's job.
+//! [`init`] plans a whole new project (answers → `ragctl.yaml`, secrets, TLS pair and rendered files) the same way.
 
 use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
+
+pub mod init;
 
 use crate::error::Error;
 use crate::settings::Settings;
