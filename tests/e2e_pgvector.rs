@@ -74,6 +74,8 @@ fn pgvector_answers_similarity_queries_and_doctor_tells_when_the_extension_is_mi
     run.assert_status(0);
     assert!(run.stdout.contains("\npgvector:\n  PostgreSQL 15."), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("route: published port 127.0.0.1:{port}")), "{}", run.stdout);
+    let report = project.ragctl(&["--profile", "pgvector", "db", "check", "--format", "json"]).json();
+    assert_eq!(report["pgvector"]["extensions"]["available"], serde_json::json!(["vector"]), "{report}");
 
     // What the API does: create the extension, store embeddings, ask for the nearest one.
     let (ok, stdout, stderr) = psql(
