@@ -1,13 +1,15 @@
 //! Every profile alone and the combinations operators use, in both shapes, rendered by the real binary and
 //! validated by the reference tools: `dclint` (compose schema + lint, 0 errors) and Debian's
-//! `docker-compose` 1.29.2 (`config -q` with a matching `.env`). Snapshots pin every rendered file.
+//! `docker-compose` 1.29.2 (`config -q` with a matching `.env`); the config files by the software that reads
+//! them: Prometheus's `promtool check config` / `check rules` (Debian's `prometheus`) and `squid -k parse`
+//! (Debian's `squid`). Snapshots pin every rendered file.
 //!
 //! The tools are installed by `tests/setup.sh`. Outside CI a missing tool skips with a message; under
 //! `CI=true` or `RAGCTL_E2E=1` it fails.
 
 mod common;
 use common::{Test, repo_root, require_tool};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const COMBINATIONS: &[&str] = &[
@@ -128,4 +130,111 @@ fn dclint_reports_no_errors_for_any_combination() {
             assert!(warnings.is_empty(), "dclint warnings in {profiles} ({shape}):\n{}", warnings.join("\n"));
         }
     }
+}
+
+/// `tool ARGS` in `dir`: whether it exited 0, and stdout + stderr.
+fn run_tool(tool: &Path, args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Host path of each file a service bind-mounts, by its path in the container (compose's `./src:/dst[:mode]`).
+fn bind_mounts(t: &Test, service: &str) -> Vec<(String, PathBuf)> {
+    let compose: yaml_serde::Value = yaml_serde::from_str(&t.read("docker-compose.yaml")).unwrap();
+    compose["services"][service]["volumes"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("`{service}` has no volumes"))
+        .iter()
+        .filter_map(|v| {
+            let (source, rest) = v.as_str()?.split_once(':')?;
+            let source = source.strip_prefix("./")?;
+            let target = rest.split(':').next()?;
+            Some((target.to_string(), t.path().join(source)))
+        })
+        .collect()
+}
+
+#[test]
+fn promtool_accepts_the_prometheus_config_and_rules_of_every_monitoring_combination() {
+    let Some(promtool) = require_tool("promtool", &[PathBuf::from("/usr/bin/promtool")]) else {
+        return;
+    };
+    let mut checked = 0;
+    for profiles in COMBINATIONS.iter().filter(|p| p.split(',').any(|p| p == "monitoring")) {
+        for shape in SHAPES {
+            let t = render(profiles, shape);
+            if !t.exists("config/prometheus/prometheus.yml") {
+                // Prometheus runs in the full shape only; the middleware shape renders none of its files.
+                assert_eq!(*shape, "middleware", "{profiles} ({shape}) rendered no prometheus.yml");
+                assert!(!t.exists("config/prometheus/alert_rules.yml"), "{profiles} ({shape})");
+                continue;
+            }
+            // prometheus.yml names its rule files by their path in the container. promtool opens them, so
+            // point each at the host file compose mounts there: a rule file that is not mounted fails here.
+            let mounts = bind_mounts(&t, "prometheus");
+            let mut config = t.read("config/prometheus/prometheus.yml");
+            let parsed: yaml_serde::Value = yaml_serde::from_str(&config).unwrap();
+            let rule_files = parsed["rule_files"].as_sequence().expect("prometheus.yml has rule_files");
+            assert!(!rule_files.is_empty(), "{profiles} ({shape}): no rule files");
+            for rule_file in rule_files {
+                let in_container = rule_file.as_str().unwrap();
+                let (_, on_host) = mounts
+                    .iter()
+                    .find(|(target, _)| target == in_container)
+                    .unwrap_or_else(|| panic!("{profiles} ({shape}): rule file {in_container} is not mounted"));
+                config = config.replace(in_container, on_host.to_str().unwrap());
+            }
+            let host_config = t.path().join("prometheus-host-paths.yml");
+            std::fs::write(&host_config, &config).unwrap();
+
+            let (ok, text) = run_tool(&promtool, &["check", "config", host_config.to_str().unwrap()], t.path());
+            assert!(ok && text.contains("SUCCESS"), "promtool check config: {profiles} ({shape}):\n{text}\n{config}");
+            let (ok, text) = run_tool(&promtool, &["check", "rules", "config/prometheus/alert_rules.yml"], t.path());
+            assert!(ok && text.contains("SUCCESS"), "promtool check rules: {profiles} ({shape}):\n{text}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "only {checked} rendered prometheus.yml checked");
+}
+
+#[test]
+fn squid_parses_the_ssrf_proxy_config_of_every_app_combination() {
+    let Some(squid) = require_tool("squid", &[PathBuf::from("/usr/sbin/squid")]) else {
+        return;
+    };
+    let mut checked = 0;
+    for profiles in COMBINATIONS.iter().filter(|p| p.split(',').any(|p| p == "app")) {
+        for shape in SHAPES {
+            let t = render(profiles, shape);
+            let conf = "config/ssrf_proxy/squid.conf";
+            if !t.exists(conf) {
+                // The app profile's services run in the full shape only.
+                assert_eq!(*shape, "middleware", "{profiles} ({shape}) rendered no {conf}");
+                continue;
+            }
+            let mounted = bind_mounts(&t, "ssrf_proxy");
+            assert!(
+                mounted
+                    .iter()
+                    .any(|(target, source)| target == "/etc/squid/squid.conf" && *source == t.path().join(conf)),
+                "{profiles} ({shape}): ssrf_proxy does not mount {conf} as /etc/squid/squid.conf: {mounted:?}"
+            );
+            // -k parse reads the file and its ACLs and exits; it starts nothing. An unknown directive is only
+            // an "unrecognized" line and overlapping ACL ranges are WARNINGs, so those fail the test too.
+            let (ok, text) = run_tool(&squid, &["-k", "parse", "-f", conf], t.path());
+            let complaints: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.contains("| Processing: "))
+                .filter(|l| ["FATAL", "ERROR", "WARNING", "unrecognized", "Bungled"].iter().any(|w| l.contains(w)))
+                .collect();
+            assert!(ok && complaints.is_empty(), "squid -k parse: {profiles} ({shape}):\n{text}");
+            assert!(text.contains("Processing: http_port 3128"), "squid did not read {conf}:\n{text}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "only {checked} rendered squid.conf checked");
 }

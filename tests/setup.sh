@@ -8,6 +8,7 @@
 #      and a single-node swarm on it (docker swarm init, when inactive)
 #   3. the compose linter dclint (npm) in target/tools/node_modules
 #   3k. the Kubernetes validators kubernetes-validate and checkov (PyPI) in target/tools/venv
+#   3p. promtool (Debian prometheus) and squid, which check the rendered Prometheus and ssrf_proxy configs
 #   4. the local test images (tests/images/build.sh)
 #
 # Environment:
@@ -139,6 +140,30 @@ else
 fi
 log "kubernetes-validate: $K8S_VENV/bin/kubernetes-validate; checkov: $K8S_VENV/bin/checkov"
 # --- end of 3k ------------------------------------------------------------------
+
+# --- 3p. promtool and squid (rendered config checks) ----------------------------------------------------
+# tests/render_validation.rs and tests/monitoring_rules.rs run `promtool check`/`promtool test rules` and
+# `squid -k parse` on rendered files. Only the binaries are used: the packages' services are never started
+# (policy-rc.d denies it while they install; one is put in place only if the host has none).
+cfg_pkgs=()
+command -v promtool >/dev/null 2>&1 || cfg_pkgs+=(prometheus)
+[ -x /usr/sbin/squid ] || cfg_pkgs+=(squid)
+# apt-get install, with services kept from starting (a policy-rc.d of ours only while no other is present).
+install_without_starting() {
+  local own=0 rc=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own=1
+  fi
+  { apt-get update -q && apt-get install -y -q --no-install-recommends "$@" </dev/null; } || rc=$?
+  [ "$own" = 0 ] || rm -f /usr/sbin/policy-rc.d
+  return "$rc"
+}
+if [ "${#cfg_pkgs[@]}" -gt 0 ]; then
+  log "installing packages: ${cfg_pkgs[*]}"
+  install_without_starting "${cfg_pkgs[@]}" || die "installing ${cfg_pkgs[*]} failed"
+fi
+log "promtool: $(command -v promtool); squid: /usr/sbin/squid"
+# --- end of 3p --------------------------------------------------------------------------------------------
 
 # --- 4. test images -----------------------------------------------------------
 if [ "${RAGCTL_SETUP_SKIP_IMAGES:-0}" = 1 ]; then

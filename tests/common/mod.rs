@@ -235,9 +235,10 @@ pub fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -
 
 /// The local test images (tests/images) standing in for the registry images of the stacks the end-to-end tests
 /// run. An override names a service; one for a service the project does not run is ignored.
-pub const TEST_IMAGES: [(&str, &str); 4] = [
+pub const TEST_IMAGES: [(&str, &str); 5] = [
     ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
     ("RAGCTL_IMAGE_DB_POSTGRES_REPLICA", "ragctl-test/postgres:15"),
+    ("RAGCTL_IMAGE_PGVECTOR", "ragctl-test/pgvector:15"),
     ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
     ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
 ];

@@ -5,6 +5,7 @@
 # ragctl-test/base:bookworm, and thin Dockerfiles build on it:
 #
 #   ragctl-test/postgres:15           PostgreSQL 15, official-image entrypoint contract
+#   ragctl-test/pgvector:15           the postgres image plus Debian's pgvector built for PostgreSQL 15
 #   ragctl-test/redis:7               redis-server (Debian's 7.0)
 #   ragctl-test/nginx:1               nginx-light, foreground
 #   ragctl-test/weaviate-standin:1    TEST STAND-IN, not Weaviate
@@ -24,9 +25,11 @@ REPO_ROOT="$(cd "$HERE/../.." && pwd)"
 CACHE="$REPO_ROOT/target/test-images"
 BASE_IMAGE="ragctl-test/base:bookworm"
 LABEL_KEY="org.ragctl.recipe"
-# Image directory under tests/images -> image reference.
+# Image directory under tests/images -> image reference [-> the test image it builds on, listed before it;
+# default the base image].
 CHILDREN=(
   "postgres ragctl-test/postgres:15"
+  "pgvector ragctl-test/pgvector:15 ragctl-test/postgres:15"
   "redis ragctl-test/redis:7"
   "nginx ragctl-test/nginx:1"
   "weaviate-standin ragctl-test/weaviate-standin:1"
@@ -140,11 +143,13 @@ base_id="$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")"
 
 # --- images built on the base ---------------------------------------------------
 for entry in "${CHILDREN[@]}"; do
-  read -r dir ref <<<"$entry"
+  read -r dir ref parent <<<"$entry"
   ctx="$HERE/$dir"
   mapfile -t files < <(find "$ctx" -type f | LC_ALL=C sort)
-  # The recipe includes this script and the exact base image it builds on.
-  hash="$( { echo "$base_id"; recipe_hash "$HERE/build.sh" "${files[@]}"; } | sha256sum | cut -d' ' -f1)"
+  parent_id="$base_id"
+  [ -z "$parent" ] || parent_id="$(docker image inspect -f '{{.Id}}' "$parent")"
+  # The recipe includes this script and the exact image it builds on.
+  hash="$( { echo "$parent_id"; recipe_hash "$HERE/build.sh" "${files[@]}"; } | sha256sum | cut -d' ' -f1)"
   if [ "$force" != 1 ] && [ "$(image_label "$ref")" = "$hash" ]; then
     log "$ref up to date (${hash:0:12})"
     continue

@@ -51,7 +51,9 @@ if q wrong-pw 'SELECT 1' 2>/dev/null; then fail "postgres accepted a wrong passw
 ok "postgres: wrong password rejected"
 if [ "$(docker exec "$tag-pg" ps -o user= -p 1)" = postgres ]; then ok "postgres: PID 1 runs as postgres"; else fail "postgres: PID 1 runs as postgres"; fi
 t=$(now); docker stop "$tag-pg" >/dev/null
-docker logs "$tag-pg" 2>&1 | grep -q 'fast shutdown request' || fail "postgres: no fast shutdown"
+# Two: the entrypoint's init-time server, then this stop. (grep -c reads all: grep -q under pipefail could
+# SIGPIPE docker logs and fail on a match.)
+[ "$(docker logs "$tag-pg" 2>&1 | grep -c 'received fast shutdown request')" = 2 ] || fail "postgres: no fast shutdown"
 ok "postgres: docker stop -> fast shutdown in $(since "$t") s"
 docker start "$tag-pg" >/dev/null
 wait_for 60 docker exec "$tag-pg" pg_isready -h 127.0.0.1 -q || fail "postgres restart"
@@ -64,6 +66,22 @@ docker run --rm --network "$tag-net" -e PGPASSWORD=smoke-pw ragctl-test/postgres
 ok "postgres: pg_basebackup -R from a second container"
 out="$(docker run --rm ragctl-test/postgres:15 2>&1 || true)"
 if grep -q 'superuser password is not specified' <<<"$out"; then ok "postgres: refuses to init without POSTGRES_PASSWORD"; else fail "postgres: refuses to init without POSTGRES_PASSWORD"; fi
+
+# --- pgvector ---------------------------------------------------------------------
+# The postgres contract (initdb env, password auth) plus the vector extension: created, queried by distance.
+t=$(now)
+run pgv -p 127.0.0.1::5432 -e POSTGRES_PASSWORD=smoke-pw -e POSTGRES_USER=smoke -e POSTGRES_DB=smokedb ragctl-test/pgvector:15
+wait_for 60 docker exec "$tag-pgv" pg_isready -h 127.0.0.1 -U smoke -d smokedb || fail "pgvector not ready"
+ok "pgvector: pg_isready after $(since "$t") s"
+pgvport="$(port pgv 5432)"
+vq() { PGPASSWORD=smoke-pw psql -h 127.0.0.1 -p "$pgvport" -U smoke -d smokedb -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+command -v psql >/dev/null || vq() { docker exec -i "$tag-pgv" psql -U smoke -d smokedb -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+v="$(vq "CREATE EXTENSION vector; SELECT extversion FROM pg_extension WHERE extname = 'vector'")"
+ok "pgvector: CREATE EXTENSION vector -> $v"
+vq "CREATE TABLE items (id int, embedding vector(3)); INSERT INTO items VALUES (1, '[1,2,3]'), (2, '[4,5,6]')" >/dev/null
+if [ "$(vq "SELECT id FROM items ORDER BY embedding <-> '[3,4,5]' LIMIT 1")" = 2 ]; then ok "pgvector: nearest neighbour by L2 distance"; else fail "pgvector: nearest neighbour by L2 distance"; fi
+if [ "$(docker exec "$tag-pgv" ps -o user= -p 1)" = postgres ]; then ok "pgvector: PID 1 runs as postgres"; else fail "pgvector: PID 1 runs as postgres"; fi
+docker stop "$tag-pgv" >/dev/null
 
 # --- redis ------------------------------------------------------------------------
 t=$(now)
