@@ -1,7 +1,7 @@
 //! The one error type of ragctl and its mapping to exit codes.
 //!
 //! Variants carry data (paths, names, sources), not pre-formatted sentences, so each caller can render them
-//! (text or JSON) and tests can match on them. Messages follow STYLE.md: lowercase, the object in backticks,
+//! (text or JSON) and tests can match on them. Messages are lowercase, the object in backticks,
 //! `failed to VERB \`thing\`: cause`, with an optional `hint:` naming the next step.
 
 use std::fmt;

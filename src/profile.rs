@@ -286,7 +286,7 @@ fn default_start_period() -> String {
     "10s".into()
 }
 
-/// How a service is known to be ready, interpreted by one waiter (see STYLE.md: readiness is data).
+/// How a service is known to be ready, interpreted by one waiter: readiness is data, not code.
 /// Written in profiles as `ready: healthcheck`, `ready: started` or a one-key map (`ready: {tcp: 6333}`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", try_from = "ReadinessDef")]

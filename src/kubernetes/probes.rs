@@ -12,10 +12,11 @@ impl<'a> Model<'a> {
             ReadinessProbe::Exec(cmd) => json!({ "exec": { "command": cmd } }),
             ReadinessProbe::Tcp(port) => json!({ "tcpSocket": { "port": port } }),
             ReadinessProbe::Http { port, path } => json!({ "httpGet": { "path": path, "port": port } }),
-            // The kubelet cannot speak the PostgreSQL protocol: pg_isready in the container decides the same way.
+            // The kubelet cannot speak the PostgreSQL protocol: pg_isready in the container decides the same way,
+            // as the user and database the container's own environment names (expanded by the shell).
             ReadinessProbe::Postgres(port) => {
-                let port_arg = if *port == 5432 { String::new() } else { format!(" -p {port}") };
-                let cmd = format!("pg_isready -h 127.0.0.1{port_arg} -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\"");
+                let cmd =
+                    crate::postgres::probe::isready_argv(*port, "\"$POSTGRES_USER\"", "\"$POSTGRES_DB\"").join(" ");
                 json!({ "exec": { "command": ["sh", "-c", cmd] } })
             }
             ReadinessProbe::Healthcheck => match hc {
