@@ -1,10 +1,6 @@
-//! ragctl: deploy and operate a Dify-style RAG stack on Docker.
-//!
-//! The pipeline is parse → resolve → plan → apply: [`cli`] parses flags, [`settings`] resolves them with the
-//! environment and `ragctl.yaml`, [`catalog`] + [`stack`] build a pure model of the stack from profiles,
-//! [`render`] turns the model into files, and only [`commands`] write files or print. The capabilities
-//! ([`engine`], [`swarm`], [`doctor`], [`db`]) talk to the outside world only through the seams: Docker through
-//! [`docker`], PostgreSQL through [`postgres`], HTTP, RESP and TCP through [`net`].
+//! ragctl: deploy and operate a Dify-style RAG stack on Docker. Layers, lowest first (ARCHITECTURE.md; enforced by
+//! tests/architecture.rs): base → seams (one per external system, importing only the base) → model → capabilities
+//! → cli → commands. A module uses its own layer and those below it; no circles between top-level modules.
 
 pub mod atomic_file;
 pub mod byte_size;
