@@ -1,7 +1,12 @@
 //! `ragctl render` and `ragctl profiles` driven through the real binary: exit codes, messages, files.
 
 mod common;
-use common::Test;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Test, must_not_skip};
 
 #[test]
 fn render_writes_compose_file_with_generated_header_and_is_deterministic() {
@@ -254,19 +259,73 @@ fn profiles_lists_every_profile_as_text_and_json() {
 
 #[test]
 fn read_only_output_directory_fails_cleanly() {
-    use std::os::unix::fs::PermissionsExt;
     let t = Test::new();
-    let out = t.path().join("ro");
-    std::fs::create_dir(&out).unwrap();
-    std::fs::write(out.join("docker-compose.yaml"), "old\n").unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let Some(ro) = ReadOnlyDir::new(&t.path().join("ro"), &[("docker-compose.yaml", "old\n")]) else { return };
     let r = t.run(["render", "--output", "ro"]);
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o700)).unwrap();
-    if r.status == 0 {
-        // root ignores directory permissions; nothing to observe
-        return;
-    }
     r.assert_status(1);
     assert!(r.stderr.contains("failed to write `ro/docker-compose.yaml`"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(out.join("docker-compose.yaml")).unwrap(), "old\n");
+    assert_eq!(std::fs::read_to_string(ro.path.join("docker-compose.yaml")).unwrap(), "old\n");
+}
+
+/// A directory holding `files` that this process cannot change, undone on drop. Permission bits do not stop
+/// root (as CI runs), so as root the directory is a tmpfs remounted read-only, or, where mounting is not
+/// allowed, made immutable with `chattr +i`.
+struct ReadOnlyDir {
+    path: PathBuf,
+    undo: &'static [&'static str],
+}
+
+impl ReadOnlyDir {
+    /// `None` (the test skips, saying why) when root can make no read-only directory here; never under CI.
+    fn new(path: &Path, files: &[(&str, &str)]) -> Option<ReadOnlyDir> {
+        std::fs::create_dir(path).unwrap();
+        let write_files = || {
+            for (name, contents) in files {
+                std::fs::write(path.join(name), contents).unwrap();
+            }
+        };
+        let as_root = std::fs::metadata(path).unwrap().uid() == 0;
+        if !as_root {
+            write_files();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o500)).unwrap();
+            return Some(ReadOnlyDir::guard(path, &["chmod", "0700"]));
+        }
+        if run_quietly("mount", &["-t", "tmpfs", "-o", "size=1m", "tmpfs"], path) {
+            let guard = ReadOnlyDir::guard(path, &["umount"]);
+            write_files();
+            assert!(run_quietly("mount", &["-o", "remount,ro"], path), "remount {} read-only", path.display());
+            return Some(guard);
+        }
+        write_files();
+        if run_quietly("chattr", &["+i"], path) {
+            return Some(ReadOnlyDir::guard(path, &["chattr", "-i"]));
+        }
+        let msg = "as root, neither a read-only tmpfs (`mount`) nor `chattr +i` works here";
+        assert!(!must_not_skip(), "{msg}; CI=true or RAGCTL_E2E=1 forbids skipping");
+        eprintln!("skipping: {msg}");
+        None
+    }
+
+    fn guard(path: &Path, undo: &'static [&'static str]) -> ReadOnlyDir {
+        ReadOnlyDir { path: path.to_path_buf(), undo }
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        if !run_quietly(self.undo[0], &self.undo[1..], &self.path) {
+            eprintln!("cleanup: `{} {}` failed", self.undo.join(" "), self.path.display());
+        }
+    }
+}
+
+/// `PROGRAM ARGS PATH`; true when it ran and succeeded.
+fn run_quietly(program: &str, args: &[&str], path: &Path) -> bool {
+    Command::new(program)
+        .args(args)
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -1,5 +1,7 @@
 //! `ragctl secret gen | list | check` and `ragctl env import` driven through the real binary: what lands in
-//! `.env` (and its backups), what the commands print, and that no secret value ever reaches their output.
+//! `.env` (and its backups), what the commands print, and that no secret value ever reaches their output, nor
+//! that of `init`, `render` and `profiles`. The commands that need a Docker engine are scanned in
+//! tests/e2e_leaks.rs.
 
 mod common;
 
@@ -571,6 +573,9 @@ fn a_second_import_of_a_file_with_empty_values_reports_them_unchanged() {
 #[test]
 fn no_command_ever_prints_a_secret_value_except_secret_list_show() {
     const FLAGS: &str = "--profile app,weaviate,monitoring --shape full";
+    // The same stack as `init` answers; `--force` so that it can run again.
+    const INIT: &str = "--shape full init --yes --force --app --monitoring --vector-store weaviate \
+                        --domain rag.example.com --self-signed";
     let own_grafana = "Own0Grafana1Password2Set3By4Hand5abcdef";
     let broken_secret = "Unterminated0Secret1Value2Never3Echoed4";
     let t = Test::new()
@@ -594,12 +599,17 @@ fn no_command_ever_prints_a_secret_value_except_secret_list_show() {
         ("--format json secret gen --rotate DB_PASSWORD,CODE_EXECUTION_API_KEY --yes", 0),
         ("render", 0),
         ("render --check", 0),
+        ("-v render", 0),
+        ("-v --format json render", 0),
+        ("-v --format json render --check", 0),
         ("-vv render", 0),
         ("render --stdout", 0),
         ("profiles", 0),
         ("--format json profiles", 0),
         ("env import legacy.env", 0),
         ("--format json env import legacy.env", 0),
+        ("-v env import legacy.env", 0),
+        ("-v --format json env import legacy.env --overwrite", 0),
         ("-vv env import legacy.env --overwrite", 0),
         ("secret check", 0),
         ("secret gen --rotate NOPE --yes", 2),
@@ -609,7 +619,7 @@ fn no_command_ever_prints_a_secret_value_except_secret_list_show() {
         ("--env-file broken.env secret check", 2),
     ];
     let mut collect = |t: &Test, command: &str, expected: i32, outputs: &mut Vec<(String, String)>| {
-        let run = ragctl(t, &format!("{FLAGS} {command}"));
+        let run = ragctl(t, command);
         run.assert_status(expected);
         outputs.push((command.to_string(), format!("{}\n{}", run.stdout, run.stderr)));
         if names.is_empty() {
@@ -624,13 +634,19 @@ fn no_command_ever_prints_a_secret_value_except_secret_list_show() {
         }
     };
     for (command, expected) in steps {
-        collect(&t, command, *expected, &mut outputs);
+        collect(&t, &format!("{FLAGS} {command}"), *expected, &mut outputs);
     }
     // A pair mismatch: both values are on screen only by name.
     edit_env(&t, |d| d.set("WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS", "Mismatched0Allowed1Key2Value3abcdefghij"));
-    collect(&t, "secret check", 1, &mut outputs);
-    collect(&t, "--format json secret check", 1, &mut outputs);
-    collect(&t, "secret gen --rotate WEAVIATE_API_KEY --yes", 0, &mut outputs);
+    collect(&t, &format!("{FLAGS} secret check"), 1, &mut outputs);
+    collect(&t, &format!("{FLAGS} --format json secret check"), 1, &mut outputs);
+    collect(&t, &format!("{FLAGS} secret gen --rotate WEAVIATE_API_KEY --yes"), 0, &mut outputs);
+    // `init` generates the same secrets in a new project, then keeps them (`--force`) in every variant.
+    let fresh = Test::new();
+    for variant in ["-v", "-v --format json", "-vv"] {
+        collect(&fresh, &format!("{variant} {INIT}"), 0, &mut outputs);
+    }
+    assert_eq!(secret_profiles(&fresh, ""), secret_profiles(&t, FLAGS), "init chose another set of secrets");
 
     let current = values(&t.read(".env"));
     assert_eq!(names.len(), 12, "{names:?}");

@@ -3,13 +3,15 @@
 #
 # Idempotent and non-interactive: every step checks first and only does work
 # that is missing, so rerunning it is cheap. Steps:
-#   1. Debian packages: docker.io docker-compose debootstrap
+#   1. Debian packages: docker.io docker-compose debootstrap, and the host
+#      tools the end-to-end tests run: postgresql-client (psql) and openssl
 #   2. a running Docker engine (dockerd started in the background if needed),
 #      and a single-node swarm on it (docker swarm init, when inactive)
 #   3. the compose linter dclint (npm) in target/tools/node_modules
 #   3k. the Kubernetes validators kubernetes-validate and checkov (PyPI) in target/tools/venv
 #   3p. promtool (Debian prometheus) and squid, which check the rendered Prometheus and ssrf_proxy configs
-#   4. the local test images (tests/images/build.sh)
+#   4. the local test images (tests/images/build.sh), then their contract
+#      checks (tests/images/smoke.sh); setup fails when a check fails
 #
 # Environment:
 #   RAGCTL_SETUP_SKIP_IMAGES=1   skip step 4
@@ -45,12 +47,15 @@ command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 # debootstrap verifies the Debian archive with this keyring.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_pkgs+=(debian-archive-keyring)
+# The end-to-end tests run these on the host (tests/e2e_engine.rs, e2e_swarm.rs, e2e_doctor_services.rs).
+command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing packages: ${need_pkgs[*]}"
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" </dev/null
 else
-  log "packages present: docker.io docker-compose debootstrap"
+  log "packages present: docker.io docker-compose debootstrap postgresql-client openssl"
 fi
 
 # --- 2. Docker engine ---------------------------------------------------------
@@ -170,6 +175,12 @@ if [ "${RAGCTL_SETUP_SKIP_IMAGES:-0}" = 1 ]; then
   log "skipping test images (RAGCTL_SETUP_SKIP_IMAGES=1)"
 else
   "$REPO_ROOT/tests/images/build.sh"
+  # The images stand in for registry images: check they still keep those images' contracts. Its report goes
+  # to stderr, as stdout carries only the dclint path.
+  log "checking the test images' contracts (tests/images/smoke.sh)"
+  smoke_t0=$SECONDS
+  "$REPO_ROOT/tests/images/smoke.sh" >&2 </dev/null || die "tests/images/smoke.sh failed: a test image breaks its contract"
+  log "image contracts hold ($((SECONDS - smoke_t0)) s)"
 fi
 
 log "setup done in $((SECONDS - t0)) s"
