@@ -189,3 +189,56 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
     }
     Ok(super::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{RENAMED_KEYS, RENAMED_VALUES};
+
+    /// Each recorded release (`releases/*.yaml`) as (release, keys of its `.env.example` files, its services).
+    fn releases() -> Vec<(String, BTreeSet<String>, BTreeSet<String>, serde_json::Value)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("releases");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let doc: serde_json::Value = yaml_serde::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let names = |v: &serde_json::Value| -> BTreeSet<String> {
+                v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+            };
+            let keys = names(&doc["dotenv"]).union(&names(&doc["middleware"]["dotenv"])).cloned().collect();
+            out.push((
+                doc["release"].as_str().unwrap().to_string(),
+                keys,
+                names(&doc["services"]),
+                doc["dotenv"].clone(),
+            ));
+        }
+        assert!(out.len() >= 2, "expected at least two recorded releases");
+        out
+    }
+
+    #[test]
+    fn renamed_keys_map_names_no_recorded_release_uses_to_names_every_recorded_release_uses() {
+        for (release, keys, _, _) in releases() {
+            for (old, new) in RENAMED_KEYS {
+                assert!(!keys.contains(*old), "`{old}` is a key of Dify {release}'s .env.example, not an old name");
+                assert!(keys.contains(*new), "`{new}` is not a key of Dify {release}'s .env.example");
+            }
+        }
+    }
+
+    #[test]
+    fn renamed_values_name_a_service_that_no_recorded_release_has_and_map_to_its_default() {
+        for (release, _, services, dotenv) in releases() {
+            for (key, old, new) in RENAMED_VALUES {
+                assert!(!services.contains(*old), "Dify {release} still has a service `{old}`");
+                assert!(services.contains(*new), "Dify {release} has no service `{new}`");
+                assert_eq!(dotenv[*key].as_str(), Some(*new), "{key} default of Dify {release}");
+            }
+        }
+    }
+}

@@ -42,7 +42,7 @@ pub fn checks() -> Vec<CheckDef> {
         },
         CheckDef {
             id: "config.hosts",
-            title: "every *_HOST and endpoint in .env names an enabled service",
+            title: "every *_HOST and endpoint a service of the stack reads names an enabled service (keys of storage backends and vector stores the stack does not use are not judged)",
             needs: &["config.stack", "env.file"],
             timeout: QUICK,
             applies: always,
