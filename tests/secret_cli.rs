@@ -488,7 +488,11 @@ fn env_import_keeps_values_maps_renames_reports_public_defaults_and_respects_exi
     assert!(!imported.contains("${"), "{imported}");
     assert_eq!(v["DB_USERNAME"], "x");
     assert!(!v.contains_key("POSTGRES_USER"), "the old name is not written:\n{imported}");
-    assert_eq!((v["LOG_LEVEL"].as_str(), v["DB_HOST"].as_str()), ("INFO", "db"));
+    assert_eq!(
+        (v["LOG_LEVEL"].as_str(), v["DB_HOST"].as_str()),
+        ("INFO", "db_postgres"),
+        "`db` is the old service name"
+    );
     assert!(import.stderr.contains("renamed POSTGRES_USER → DB_USERNAME"), "{}", import.stderr);
     for name in ["DB_PASSWORD", "REDIS_PASSWORD", "SECRET_KEY", "WEAVIATE_API_KEY"] {
         assert!(
@@ -515,7 +519,10 @@ fn env_import_keeps_values_maps_renames_reports_public_defaults_and_respects_exi
         .chain(["REDIS_PASSWORD", "CELERY_BROKER_URL", "WEAVIATE_API_KEY"])
         .collect();
     assert_eq!(unchanged, source_keys);
-    assert_eq!(report["renamed"], serde_json::json!([{"from": "POSTGRES_USER", "to": "DB_USERNAME"}]));
+    assert_eq!(
+        report["renamed"],
+        serde_json::json!([{"from": "POSTGRES_USER", "to": "DB_USERNAME"}, {"from": "DB_HOST=db", "to": "DB_HOST=db_postgres"}])
+    );
     let defaults: BTreeSet<&str> =
         report["public_defaults"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
     for name in ["DB_PASSWORD", "REDIS_PASSWORD", "SECRET_KEY", "WEAVIATE_API_KEY"] {
@@ -794,4 +801,216 @@ fn a_rotation_killed_at_any_moment_leaves_either_the_old_or_a_complete_new_env()
         started.elapsed()
     );
     assert!(old > 0 && new > 0, "the kills must land both before and after the write: old {old}, new {new}");
+}
+
+// ---- issue 13, item 6: import and secret fixes ----
+
+/// A strong value that is not any generated format, so a test can tell it from a freshly generated one.
+const OWN_REDIS_PASSWORD: &str = "Own0Redis1Password2Zq8sX2p9Lm4nB7v";
+
+/// The `ragctl ...` commands named in `hint:` lines of `stderr`, as printed.
+fn printed_hints(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("hint: run `"))
+        .filter_map(|rest| rest.split_once('`').map(|(cmd, _)| cmd.to_string()))
+        .collect()
+}
+
+#[test]
+fn an_old_env_has_its_old_names_mapped_and_reported_and_the_old_postgres_host_follows_the_service_rename() {
+    let old = "\
+DB_USERNAME=dify_user
+DB_PASSWORD=Own0Db1Password2Zq8sX2p9Lm4nB7vC1xK
+DB_DATABASE=dify_db
+PGUSER=${DB_USERNAME}
+POSTGRES_PASSWORD=${DB_PASSWORD}
+POSTGRES_DB=${DB_DATABASE}
+DB_HOST=db
+";
+    let t = Test::new().file("old.env", old);
+    let import = ragctl(&t, &format!("{APP} --format json env import old.env"));
+    import.assert_status(0);
+    let report = import.json();
+    let renamed: BTreeSet<(String, String)> = report["renamed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["from"].as_str().unwrap().to_string(), r["to"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("PGUSER", "DB_USERNAME"),
+        ("POSTGRES_PASSWORD", "DB_PASSWORD"),
+        ("POSTGRES_DB", "DB_DATABASE"),
+        ("DB_HOST=db", "DB_HOST=db_postgres"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(renamed, expected, "{report:#}");
+    let v = values(&t.read(".env"));
+    assert_eq!(v["DB_HOST"], "db_postgres", "the api must not be pointed at a host that does not exist");
+    assert_eq!((v["DB_USERNAME"].as_str(), v["DB_DATABASE"].as_str()), ("dify_user", "dify_db"));
+    for old_name in ["PGUSER", "POSTGRES_PASSWORD", "POSTGRES_DB"] {
+        assert!(!v.contains_key(old_name), "{old_name} written under its old name");
+    }
+    let compose = ragctl(&t, &format!("{APP} render --stdout"));
+    compose.assert_status(0);
+    assert!(!compose.stdout.contains("DB_HOST: db\n"), "{}", compose.stdout);
+
+    // In text, each mapping is one line; an old name whose value disagrees with the current one is said so.
+    let t = Test::new().file("old.env", "DB_PASSWORD=Own0Db1Password2Zq8sX2p9Lm4nB7vC1xK\nPOSTGRES_PASSWORD=other\n");
+    let text = ragctl(&t, &format!("{APP} env import old.env"));
+    text.assert_status(0);
+    assert!(text.stderr.contains("renamed POSTGRES_PASSWORD → DB_PASSWORD"), "{}", text.stderr);
+    assert!(text.stderr.contains("`POSTGRES_PASSWORD` differs from `DB_PASSWORD`"), "{}", text.stderr);
+    assert_eq!(t.dotenv_value("DB_PASSWORD"), "Own0Db1Password2Zq8sX2p9Lm4nB7vC1xK");
+}
+
+#[test]
+fn import_into_an_initialised_project_rebuilds_the_broker_url_around_the_kept_redis_password() {
+    let t = Test::new().file(
+        "dify.env",
+        &format!("REDIS_PASSWORD={OWN_REDIS_PASSWORD}\nCELERY_BROKER_URL=redis://:${{REDIS_PASSWORD}}@redis:6379/1\n"),
+    );
+    t.run(["init"]).assert_status(0);
+    let project_redis = t.dotenv_value("REDIS_PASSWORD");
+    assert_ne!(project_redis, OWN_REDIS_PASSWORD);
+
+    let import = ragctl(&t, "env import dify.env");
+    import.assert_status(0);
+    assert_eq!(t.dotenv_value("REDIS_PASSWORD"), project_redis, "the project's own password is kept");
+    assert_eq!(t.dotenv_value("CELERY_BROKER_URL"), format!("redis://:{project_redis}@redis:6379/1"));
+    ragctl(&t, "secret check").assert_status(0);
+
+    // A broker URL that carries another password is found in the middleware shape too.
+    t.set_dotenv("CELERY_BROKER_URL", &format!("redis://:{OWN_REDIS_PASSWORD}@redis:6379/1"));
+    let check = ragctl(&t, "secret check");
+    check.assert_status(1);
+    assert!(check.stdout.contains("✗ CELERY_BROKER_URL: differs from `REDIS_PASSWORD`"), "{}", check.stdout);
+}
+
+#[test]
+fn rotating_the_redis_password_in_the_middleware_shape_rewrites_the_broker_url() {
+    let t = Test::new().file(
+        "dify.env",
+        &format!("REDIS_PASSWORD={OWN_REDIS_PASSWORD}\nCELERY_BROKER_URL=redis://:${{REDIS_PASSWORD}}@redis:6379/1\n"),
+    );
+    ragctl(&t, "env import dify.env").assert_status(0);
+    ragctl(&t, "secret gen").assert_status(0);
+    let rotate = ragctl(&t, "--format json secret gen --rotate REDIS_PASSWORD --yes");
+    rotate.assert_status(0);
+    let redis = t.dotenv_value("REDIS_PASSWORD");
+    assert_ne!(redis, OWN_REDIS_PASSWORD);
+    assert_eq!(t.dotenv_value("CELERY_BROKER_URL"), format!("redis://:{redis}@redis:6379/1"));
+    let report = rotate.json();
+    let names: Vec<&str> = report["secrets"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["REDIS_PASSWORD", "CELERY_BROKER_URL"]);
+    ragctl(&t, "secret check").assert_status(0);
+}
+
+#[test]
+fn every_hint_an_import_prints_runs_as_printed_in_a_default_project() {
+    let dify = "\
+SECRET_KEY=sk-9f73s3ljTXVcMT3Blb3ljTqtsKiGHXVcMT3BlbkFJLK7U
+DB_PASSWORD=difyai123456
+REDIS_PASSWORD=difyai123456
+CELERY_BROKER_URL=redis://:difyai123456@redis:6379/1
+SANDBOX_API_KEY=dify-sandbox
+CODE_EXECUTION_API_KEY=dify-sandbox
+PLUGIN_DAEMON_KEY=lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi
+WEAVIATE_API_KEY=WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih
+";
+    let t = Test::new().file("dify.env", dify).env("RAGCTL_YES", "1");
+    let import = ragctl(&t, "env import dify.env");
+    import.assert_status(0);
+    let hints = printed_hints(&import.stderr);
+    assert!(hints.iter().any(|h| h.contains("--rotate SECRET_KEY")), "{}", import.stderr);
+    assert!(hints.len() >= 6, "{}", import.stderr);
+    for hint in &hints {
+        let line = hint.strip_prefix("ragctl ").unwrap_or_else(|| panic!("not a ragctl command: {hint}"));
+        let run = ragctl(&t, line);
+        assert_eq!(run.status, 0, "`{hint}` failed as printed:\n{}", run.stderr);
+    }
+    let v = values(&t.read(".env"));
+    assert_ne!(v["SECRET_KEY"], DIFY_SECRET_KEY);
+    assert_ne!(v["SANDBOX_API_KEY"], "dify-sandbox");
+    assert_eq!(v["CODE_EXECUTION_API_KEY"], v["SANDBOX_API_KEY"], "the pair follows its rotated root");
+    assert_eq!(v["CELERY_BROKER_URL"], format!("redis://:{}@redis:6379/1", v["REDIS_PASSWORD"]));
+}
+
+#[test]
+fn rotating_secret_key_warns_about_signed_sessions_not_a_data_directory() {
+    let t = Test::new();
+    ragctl(&t, &format!("{APP} secret gen")).assert_status(0);
+    let rotate = ragctl(&t, &format!("{APP} secret gen --rotate SECRET_KEY --yes"));
+    rotate.assert_status(0);
+    assert!(rotate.stderr.contains("warning: "), "{}", rotate.stderr);
+    assert!(!rotate.stderr.contains("data directory"), "{}", rotate.stderr);
+    assert!(rotate.stderr.contains("stops verifying"), "{}", rotate.stderr);
+    // DB_PASSWORD's warning still says where the old value lives.
+    let rotate = ragctl(&t, &format!("{APP} secret gen --rotate DB_PASSWORD --yes"));
+    rotate.assert_status(0);
+    assert!(rotate.stderr.contains("PostgreSQL keeps the password it was initialised with"), "{}", rotate.stderr);
+}
+
+/// Dify's `.env.example` of the newest recorded release, every key with its default, and the publicly known
+/// secrets replaced by strong values (a careful migration).
+fn dify_env_example() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("releases");
+    let mut newest: Option<(Vec<u64>, std::path::PathBuf)> = None;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".yaml")) else {
+            continue;
+        };
+        let version: Vec<u64> = stem.split(['.', '-']).map_while(|p| p.parse().ok()).collect();
+        if newest.as_ref().is_none_or(|(v, _)| version > *v) {
+            newest = Some((version, path));
+        }
+    }
+    let (_, path) = newest.expect("no release files");
+    let doc: serde_json::Value = yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = String::new();
+    for (key, value) in doc["dotenv"].as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        let strong = match key.as_str() {
+            "SECRET_KEY" | "PLUGIN_DAEMON_KEY" | "PLUGIN_DIFY_INNER_API_KEY" | "INNER_API_KEY_FOR_PLUGIN" => {
+                Some("Zq8sX2p9Lm4nB7vC1xK5wE3rT6yU0iO2aB4cD6eF8gH0jK2l")
+            }
+            "DB_PASSWORD" | "REDIS_PASSWORD" => Some(OWN_REDIS_PASSWORD),
+            "SANDBOX_API_KEY" | "CODE_EXECUTION_API_KEY" => Some("Own0Sandbox1Key2Zq8sX2p9Lm4nB7vC1x"),
+            "WEAVIATE_API_KEY" | "WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS" => {
+                Some("Own0Weaviate1Key2Zq8sX2p9Lm4nB7v")
+            }
+            "CELERY_BROKER_URL" => Some("redis://:${REDIS_PASSWORD}@redis:6379/1"),
+            _ => None,
+        };
+        out.push_str(&format!("{key}={}\n", strong.unwrap_or(value)));
+    }
+    out
+}
+
+#[test]
+fn doctor_passes_its_config_checks_right_after_a_clean_import_of_difys_env() {
+    let ids = ["secrets", "config.hosts", "config.profiles"];
+    let full = ["--profile", "app,weaviate", "--shape", "full"];
+    for global in [&[][..], &full[..]] {
+        let t = Test::new().file("dify.env", &dify_env_example());
+        t.run(global.iter().copied().chain(["env", "import", "dify.env"])).assert_status(0);
+        t.run(global.iter().copied().chain(["secret", "gen"])).assert_status(0);
+        let checks = common::doctor(&t, global, &ids);
+        for id in ids {
+            common::assert_check(&checks, id, "pass", &[], &[]);
+        }
+        if global.is_empty() {
+            continue;
+        }
+        // The checks still judge what the stack uses.
+        t.set_dotenv("REDIS_HOST", "rediss");
+        t.set_dotenv("COMPOSE_PROFILES", "qdrant");
+        let checks = common::doctor(&t, global, &ids);
+        common::assert_check(&checks, "config.hosts", "fail", &["REDIS_HOST=rediss"], &[]);
+        common::assert_check(&checks, "config.profiles", "fail", &["COMPOSE_PROFILES=qdrant"], &[]);
+    }
 }

@@ -1,5 +1,6 @@
 //! `ragctl env import PATH`: adopt an existing reference-deployment `.env`, keeping the operator's values,
-//! mapping renamed keys, and reporting every publicly known default it still holds.
+//! mapping renamed keys and renamed services, and reporting every publicly known default it still holds.
+//! It writes only `.env`; what the values mean for the stack is for `secret check` and `doctor` to judge.
 
 use std::path::Path;
 
@@ -10,9 +11,11 @@ use crate::dotenv;
 use crate::env_file::{EnvFile, map_load_error};
 use crate::error::Error;
 use crate::output::Output;
+use crate::secrets::derive_value;
 use crate::settings::Settings;
 
-/// Keys of older reference deployments and what ragctl (and current Dify) call them.
+/// Keys of older reference deployments and what ragctl (and current Dify) call them. No old name is a key of
+/// a recorded release's `.env.example`, and every new one is (a test reads `releases/*.yaml` to hold both).
 pub const RENAMED_KEYS: &[(&str, &str)] = &[
     ("POSTGRES_PASSWORD", "DB_PASSWORD"),
     ("PGPASSWORD", "DB_PASSWORD"),
@@ -24,6 +27,15 @@ pub const RENAMED_KEYS: &[(&str, &str)] = &[
     ("PLUGIN_DAEMON_SERVER_KEY", "PLUGIN_DAEMON_KEY"),
 ];
 
+/// Values of older reference deployments that name a service by its old name: key, old value, current value.
+pub const RENAMED_VALUES: &[(&str, &str, &str)] = &[("DB_HOST", "db", "db_postgres")];
+
+/// Keys the import leaves out, and why.
+const NOT_IMPORTED: &[(&str, &str)] = &[(
+    "COMPOSE_PROFILES",
+    "ragctl enables profiles itself (`profiles:` in ragctl.yaml or --profile); docker compose reads the rendered file",
+)];
+
 #[derive(Serialize, Default)]
 struct ImportReport {
     source: String,
@@ -32,7 +44,12 @@ struct ImportReport {
     unchanged: Vec<String>,
     /// Keys whose value in `.env` differs from the imported one; kept unless `--overwrite`.
     conflicts: Vec<String>,
+    /// Old key names (`from` → `to`) and old service names in values (`DB_HOST=db` → `DB_HOST=db_postgres`).
     renamed: Vec<Renamed>,
+    /// Derived values built again around a value the project kept (`CELERY_BROKER_URL` around its
+    /// `REDIS_PASSWORD`), so they do not carry the imported one.
+    derived: Vec<String>,
+    skipped: Vec<Skipped>,
     /// Secrets that still hold a publicly known default after the import.
     public_defaults: Vec<String>,
 }
@@ -41,6 +58,15 @@ struct ImportReport {
 struct Renamed {
     from: String,
     to: String,
+    /// The file had both names with different values; the current name's value was taken.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    differs: bool,
+}
+
+#[derive(Serialize)]
+struct Skipped {
+    key: String,
+    reason: &'static str,
 }
 
 pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) -> Result<i32, Error> {
@@ -56,15 +82,30 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
         ..Default::default()
     };
     // References like `${DB_PASSWORD}` are resolved against the imported file, so values arrive literal.
-    for (key, value) in imported.resolved(&|_| None) {
+    let resolved = imported.resolved(&|_| None);
+    for (key, value) in &resolved {
+        if let Some((_, reason)) = NOT_IMPORTED.iter().find(|(k, _)| k == key) {
+            report.skipped.push(Skipped { key: key.clone(), reason });
+            continue;
+        }
         let name =
-            RENAMED_KEYS.iter().find(|(from, _)| *from == key).map(|(_, to)| to.to_string()).unwrap_or(key.clone());
-        if name != key {
-            // Both spellings present: the current name wins.
-            if imported.contains(&name) {
+            RENAMED_KEYS.iter().find(|(from, _)| from == key).map(|(_, to)| to.to_string()).unwrap_or(key.clone());
+        if &name != key {
+            // Both spellings present: the current name wins, and says so when they disagree.
+            let current = resolved.get(&name);
+            report.renamed.push(Renamed {
+                from: key.clone(),
+                to: name.clone(),
+                differs: current.is_some_and(|c| c != value),
+            });
+            if current.is_some() {
                 continue;
             }
-            report.renamed.push(Renamed { from: key.clone(), to: name.clone() });
+        }
+        let mut value = value.clone();
+        if let Some((_, old, new)) = RENAMED_VALUES.iter().find(|(k, old, _)| *k == name && *old == value) {
+            report.renamed.push(Renamed { from: format!("{name}={old}"), to: format!("{name}={new}"), differs: false });
+            value = new.to_string();
         }
         match doc.get(&name) {
             Some(existing) if existing == value => report.unchanged.push(name),
@@ -74,6 +115,18 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
                 doc.set_in_group(&group, &name, &value);
                 report.imported.push(name);
             }
+        }
+    }
+    // An imported derived value embeds the imported input; where the project kept its own input, build it again.
+    for spec in catalog.iter().flat_map(|e| e.profile.secrets.iter()) {
+        let Some(template) = &spec.derive else { continue };
+        let kept_input = crate::stack::derive_references(template).any(|r| report.conflicts.iter().any(|c| c == r));
+        if !kept_input || !report.imported.contains(&spec.name) {
+            continue;
+        }
+        if let Some(value) = derive_value(template, &|n| doc.get(n).filter(|v| !v.is_empty()).map(str::to_string)) {
+            doc.set_in_group(&group, &spec.name, &value);
+            report.derived.push(spec.name.clone());
         }
     }
     for entry in catalog.iter() {
@@ -102,6 +155,18 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
         ));
         for r in &report.renamed {
             out.info(&format!("  renamed {} → {}", r.from, r.to));
+            if r.differs {
+                out.warn(&format!(
+                    "`{}` differs from `{}` in `{}`; took `{}`, the name the stack reads",
+                    r.from, r.to, report.source, r.to
+                ));
+            }
+        }
+        for name in &report.derived {
+            out.info(&format!("  derived {name} again from the values this project kept"));
+        }
+        for s in &report.skipped {
+            out.info(&format!("  skipped {}: {}", s.key, s.reason));
         }
         if !report.conflicts.is_empty() {
             out.warn(&format!(
@@ -123,4 +188,57 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
         }
     }
     Ok(super::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{RENAMED_KEYS, RENAMED_VALUES};
+
+    /// Each recorded release (`releases/*.yaml`) as (release, keys of its `.env.example` files, its services).
+    fn releases() -> Vec<(String, BTreeSet<String>, BTreeSet<String>, serde_json::Value)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("releases");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let doc: serde_json::Value = yaml_serde::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let names = |v: &serde_json::Value| -> BTreeSet<String> {
+                v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+            };
+            let keys = names(&doc["dotenv"]).union(&names(&doc["middleware"]["dotenv"])).cloned().collect();
+            out.push((
+                doc["release"].as_str().unwrap().to_string(),
+                keys,
+                names(&doc["services"]),
+                doc["dotenv"].clone(),
+            ));
+        }
+        assert!(out.len() >= 2, "expected at least two recorded releases");
+        out
+    }
+
+    #[test]
+    fn renamed_keys_map_names_no_recorded_release_uses_to_names_every_recorded_release_uses() {
+        for (release, keys, _, _) in releases() {
+            for (old, new) in RENAMED_KEYS {
+                assert!(!keys.contains(*old), "`{old}` is a key of Dify {release}'s .env.example, not an old name");
+                assert!(keys.contains(*new), "`{new}` is not a key of Dify {release}'s .env.example");
+            }
+        }
+    }
+
+    #[test]
+    fn renamed_values_name_a_service_that_no_recorded_release_has_and_map_to_its_default() {
+        for (release, _, services, dotenv) in releases() {
+            for (key, old, new) in RENAMED_VALUES {
+                assert!(!services.contains(*old), "Dify {release} still has a service `{old}`");
+                assert!(services.contains(*new), "Dify {release} has no service `{new}`");
+                assert_eq!(dotenv[*key].as_str(), Some(*new), "{key} default of Dify {release}");
+            }
+        }
+    }
 }

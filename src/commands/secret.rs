@@ -8,7 +8,7 @@ use crate::cli::{SecretCommand, SecretGenArgs};
 use crate::env_file::EnvFile;
 use crate::error::Error;
 use crate::output::Output;
-use crate::secrets::{ChangeReason, SecretAssessment, assess, plan_gen};
+use crate::secrets::{ChangeReason, SecretAssessment, assess, in_scope, plan_gen};
 use crate::settings::Settings;
 
 pub fn run(settings: &Settings, out: &Output, cmd: &SecretCommand) -> Result<i32, Error> {
@@ -35,10 +35,11 @@ struct GenItem<'a> {
 }
 
 fn generate(settings: &Settings, out: &Output, args: &SecretGenArgs) -> Result<i32, Error> {
-    let (_, stack) = super::load_stack(settings)?;
+    let (catalog, stack) = super::load_stack(settings)?;
     let file = EnvFile::load(&settings.env_file)?;
     let mut doc = file.doc_or_new();
-    let changes = plan_gen(&stack, &doc, &args.rotate)?;
+    let scope = in_scope(&stack, &catalog, &doc, &args.rotate);
+    let changes = plan_gen(&scope, &doc, &args.rotate)?;
 
     let rotating = !args.rotate.is_empty();
     if !changes.is_empty() {
@@ -73,7 +74,7 @@ fn generate(settings: &Settings, out: &Output, args: &SecretGenArgs) -> Result<i
     } else if changes.is_empty() {
         out.info(&format!(
             "all {} secrets of profiles {} are already set in `{}`; nothing changed",
-            stack.secrets.len(),
+            scope.len(),
             stack.profiles.join(", "),
             file.path.display()
         ));
@@ -86,8 +87,9 @@ fn generate(settings: &Settings, out: &Output, args: &SecretGenArgs) -> Result<i
         }
     }
     for c in changes.iter().filter(|c| c.baked_into.is_some()) {
+        // Each secret says for itself what a new value does to what already ran.
         out.warn(&format!(
-            "`{}` is stored by its service when its data directory is first initialised; if it already ran, it keeps the old value.\n  {}",
+            "`{}` changed: {}",
             c.name,
             c.baked_into
                 .as_deref()
@@ -139,9 +141,10 @@ fn rows(assessments: &[SecretAssessment], show: bool) -> Vec<ListRow<'_>> {
 }
 
 fn list(settings: &Settings, out: &Output, show: bool) -> Result<i32, Error> {
-    let (_, stack) = super::load_stack(settings)?;
+    let (catalog, stack) = super::load_stack(settings)?;
     let file = EnvFile::load(&settings.env_file)?;
-    let assessments = assess(&stack, &file.doc_or_empty());
+    let doc = file.doc_or_empty();
+    let assessments = assess(&in_scope(&stack, &catalog, &doc, &[]), &doc);
     if out.is_json() {
         out.json(&rows(&assessments, show));
         return Ok(super::OK);
@@ -180,9 +183,10 @@ struct CheckReport<'a> {
 }
 
 fn check(settings: &Settings, out: &Output) -> Result<i32, Error> {
-    let (_, stack) = super::load_stack(settings)?;
+    let (catalog, stack) = super::load_stack(settings)?;
     let file = EnvFile::load(&settings.env_file)?;
-    let assessments = assess(&stack, &file.doc_or_empty());
+    let doc = file.doc_or_empty();
+    let assessments = assess(&in_scope(&stack, &catalog, &doc, &[]), &doc);
     let problems = assessments.iter().filter(|a| !a.status.is_ok()).count();
     if out.is_json() {
         out.json(&CheckReport { ok: problems == 0, problems, secrets: rows(&assessments, false) });
@@ -192,6 +196,7 @@ fn check(settings: &Settings, out: &Output) -> Result<i32, Error> {
             let detail = match &a.status {
                 crate::secrets::SecretStatus::Weak { bits } => format!("weak (about {bits} bits)"),
                 crate::secrets::SecretStatus::PairMismatch { other } => format!("differs from `{other}`"),
+                crate::secrets::SecretStatus::Malformed { reason } => format!("malformed: {reason}"),
                 crate::secrets::SecretStatus::PublicDefault => {
                     "publicly known default of the reference deployment".into()
                 }

@@ -50,7 +50,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
     // Missing secrets are generated (and, except in a dry run, saved); their names are said, never values.
     let env_file = EnvFile::load(&settings.env_file)?;
     let mut doc = env_file.doc_or_new();
-    let generated = plan_gen(&stack, &doc, &[])?;
+    let generated = plan_gen(&stack.secrets, &doc, &[])?;
     for c in &generated {
         doc.set_in_group(&c.profile, &c.name, c.value.expose());
     }

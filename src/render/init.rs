@@ -637,7 +637,7 @@ pub fn plan(cx: &Context, answers: &Answers) -> Result<Plan, Error> {
 
     let env_file = EnvFile::load(&settings.env_file)?;
     let mut env_doc = env_file.doc_or_new();
-    let secrets = plan_gen(&stack, &env_doc, &[])?;
+    let secrets = plan_gen(&stack.secrets, &env_doc, &[])?;
     for c in &secrets {
         env_doc.set_in_group(&c.profile, &c.name, c.value.expose());
     }

@@ -6,7 +6,7 @@ use futures_util::FutureExt;
 
 use crate::doctor::{CheckDef, DoctorContext, Outcome};
 use crate::render::{TemplateSource, render_stack};
-use crate::secrets::{SecretStatus, assess};
+use crate::secrets::{SecretStatus, assess, in_scope};
 
 const QUICK: Duration = Duration::from_secs(2);
 
@@ -42,7 +42,7 @@ pub fn checks() -> Vec<CheckDef> {
         },
         CheckDef {
             id: "config.hosts",
-            title: "every *_HOST and endpoint in .env names an enabled service",
+            title: "every *_HOST and endpoint a service of the stack reads names an enabled service (keys of storage backends and vector stores the stack does not use are not judged)",
             needs: &["config.stack", "env.file"],
             timeout: QUICK,
             applies: always,
@@ -107,18 +107,20 @@ fn env_file(ctx: &DoctorContext) -> Outcome {
 }
 
 fn secrets(ctx: &DoctorContext) -> Outcome {
-    let (Ok(stack), Ok(Some(doc))) = (&ctx.stack, &ctx.env) else {
+    let (Ok(stack), Ok(catalog), Ok(Some(doc))) = (&ctx.stack, &ctx.catalog, &ctx.env) else {
         return Outcome::skip("needs the stack and .env");
     };
-    let problems: Vec<_> = assess(stack, doc).into_iter().filter(|a| !a.status.is_ok()).collect();
+    let scope = in_scope(stack, catalog, doc, &[]);
+    let problems: Vec<_> = assess(&scope, doc).into_iter().filter(|a| !a.status.is_ok()).collect();
     if problems.is_empty() {
-        return Outcome::pass(format!("{} secrets set, strong and consistent", stack.secrets.len()));
+        return Outcome::pass(format!("{} secrets set, strong and consistent", scope.len()));
     }
     let describe = |a: &crate::secrets::SecretAssessment| match &a.status {
         SecretStatus::Missing => format!("{} is missing", a.name),
         SecretStatus::Weak { bits } => format!("{} is weak (about {bits} bits)", a.name),
         SecretStatus::PublicDefault => format!("{} is the reference deployment's publicly known default", a.name),
         SecretStatus::PairMismatch { other } => format!("{} differs from {other}", a.name),
+        SecretStatus::Malformed { reason } => format!("{} is malformed: {reason}", a.name),
         SecretStatus::Set => String::new(),
     };
     let detail = problems.iter().map(describe).collect::<Vec<_>>().join("\n");
@@ -132,9 +134,95 @@ fn secrets(ctx: &DoctorContext) -> Outcome {
     Outcome::fail(detail, hints.join("; "))
 }
 
-/// `*_HOST` keys and URL-valued endpoints whose host part should be a service of the stack.
+/// Storage backends by `STORAGE_TYPE` value and vector stores by `VECTOR_STORE` value, with the prefix of the
+/// keys that only that backend reads. A key of a backend the stack does not use is not judged: Dify's
+/// `.env.example` carries every backend's keys with placeholder hosts.
+const STORAGE_KEY_PREFIXES: &[(&str, &str)] = &[
+    ("opendal", "OPENDAL_"),
+    ("s3", "S3_"),
+    ("azure-blob", "AZURE_BLOB_"),
+    ("aliyun-oss", "ALIYUN_OSS_"),
+    ("google-storage", "GOOGLE_STORAGE_"),
+    ("tencent-cos", "TENCENT_COS_"),
+    ("oci-storage", "OCI_"),
+    ("huawei-obs", "HUAWEI_OBS_"),
+    ("volcengine-tos", "VOLCENGINE_TOS_"),
+    ("baidu-obs", "BAIDU_OBS_"),
+    ("supabase", "SUPABASE_"),
+    ("clickzetta-volume", "CLICKZETTA_VOLUME_"),
+];
+
+/// See [`STORAGE_KEY_PREFIXES`].
+const VECTOR_STORE_KEY_PREFIXES: &[(&str, &str)] = &[
+    ("weaviate", "WEAVIATE_"),
+    ("qdrant", "QDRANT_"),
+    ("milvus", "MILVUS_"),
+    ("myscale", "MYSCALE_"),
+    ("relyt", "RELYT_"),
+    ("pgvector", "PGVECTOR_"),
+    ("pgvecto-rs", "PGVECTO_RS_"),
+    ("chroma", "CHROMA_"),
+    ("opensearch", "OPENSEARCH_"),
+    ("oracle", "ORACLE_"),
+    ("tidb_vector", "TIDB_VECTOR_"),
+    ("tidb_on_qdrant", "TIDB_ON_QDRANT_"),
+    ("elasticsearch", "ELASTICSEARCH_"),
+    ("elasticsearch-ja", "ELASTICSEARCH_"),
+    ("couchbase", "COUCHBASE_"),
+    ("oceanbase", "OCEANBASE_"),
+    ("seekdb", "SEEKDB_"),
+    ("opengauss", "OPENGAUSS_"),
+    ("tablestore", "TABLESTORE_"),
+    ("vastbase", "VASTBASE_"),
+    ("lindorm", "LINDORM_"),
+    ("matrixone", "MATRIXONE_"),
+    ("iris", "IRIS_"),
+    ("analyticdb", "ANALYTICDB_"),
+    ("baidu", "BAIDU_VECTOR_DB_"),
+    ("vikingdb", "VIKINGDB_"),
+    ("upstash", "UPSTASH_VECTOR_"),
+    ("tencent", "TENCENT_VECTOR_DB_"),
+    ("huawei_cloud", "HUAWEI_CLOUD_"),
+    ("alibabacloud_mysql", "ALIBABACLOUD_MYSQL_"),
+    ("clickzetta", "CLICKZETTA_"),
+    ("hologres", "HOLOGRES_"),
+];
+
+/// Whether `key` belongs to a storage backend or vector store other than the ones in use.
+fn key_of_unused_backend(key: &str, in_use: &[String]) -> bool {
+    let backends = || STORAGE_KEY_PREFIXES.iter().chain(VECTOR_STORE_KEY_PREFIXES);
+    let longest = backends().filter(|(_, prefix)| key.starts_with(prefix)).map(|(_, prefix)| prefix.len()).max();
+    let Some(len) = longest else { return false };
+    !backends()
+        .any(|(backend, prefix)| prefix.len() == len && key.starts_with(prefix) && in_use.iter().any(|u| u == backend))
+}
+
+/// Whether a service of the stack reads `key`, by name or through a `${KEY...}` reference.
+fn read_by_stack(stack: &crate::stack::Stack, key: &str) -> bool {
+    let reference = format!("${{{key}");
+    stack.services.values().any(|s| {
+        s.environment.iter().any(|(k, v)| {
+            k == key
+                || v.match_indices(&reference).any(|(at, _)| {
+                    !v[at + reference.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+        })
+    })
+}
+
+/// `*_HOST` keys and URL-valued endpoints whose host part should be a service of the stack. Only keys a service
+/// of the stack reads are judged, and none of a storage backend or vector store the stack does not use.
 fn hosts(ctx: &DoctorContext) -> Outcome {
     let Ok(stack) = &ctx.stack else { return Outcome::skip("needs the stack") };
+    let mut in_use: Vec<String> = stack.profiles.clone();
+    for key in ["STORAGE_TYPE", "VECTOR_STORE"] {
+        if let Some(v) = ctx.value(key).or_else(|| default_in_stack(stack, key)) {
+            in_use.push(v);
+        }
+    }
+    if !in_use.iter().any(|u| STORAGE_KEY_PREFIXES.iter().any(|(b, _)| b == u)) {
+        in_use.push("opendal".into()); // Dify's default STORAGE_TYPE
+    }
     let mut bad = Vec::new();
     let mut checked = 0;
     let mut keys: Vec<&String> = ctx.env_values.keys().collect();
@@ -145,6 +233,9 @@ fn hosts(ctx: &DoctorContext) -> Outcome {
     keys.dedup();
     for key in keys {
         if !(key.ends_with("_HOST") || key.ends_with("_ENDPOINT")) || key == "DOCKER_HOST" {
+            continue;
+        }
+        if !read_by_stack(stack, key) || key_of_unused_backend(key, &in_use) {
             continue;
         }
         let Some(value) = ctx.value(key).or_else(|| default_in_stack(stack, key)) else { continue };
