@@ -179,6 +179,12 @@ pub enum Command {
     /// PostgreSQL checks
     #[command(subcommand)]
     Db(DbCommand),
+    /// Back up the running stack's data into one archive (PostgreSQL dumps, a Redis snapshot, data volumes, .env,
+    /// ragctl.yaml, the rendered files); verify, list and prune archives
+    Backup(BackupArgs),
+    /// Restore an archive of `ragctl backup` into this project: volumes re-created empty, data and project files put
+    /// back, the stack brought up and its row counts checked
+    Restore(RestoreArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -205,6 +211,62 @@ pub struct DoctorArgs {
 pub enum DbCommand {
     /// Connect with the .env credentials and report version, data directory, extensions, connections, replication
     Check,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    /// Where to write the archive: a file, or a directory for the default name (default: backups/ in the project
+    /// directory)
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Encrypt the archive with age to this recipient (`age1…`); repeatable
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Check every member of an archive against its manifest (sha256); --deep also restores the dumps into
+    /// throwaway containers and compares row counts
+    Verify {
+        archive: PathBuf,
+        /// Restore the PostgreSQL dumps into throwaway containers of the same image and compare row counts
+        #[arg(long)]
+        deep: bool,
+        /// age identity file for an encrypted archive; repeatable
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Vec<PathBuf>,
+    },
+    /// List the archives in the backups directory, newest first
+    List {
+        /// The directory (default: backups/ in the project directory)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Remove all but the newest N archives of the backups directory
+    Prune {
+        /// How many archives to keep
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        /// The directory (default: backups/ in the project directory)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive written by `ragctl backup`
+    pub archive: PathBuf,
+    /// Stop the project's running containers first instead of refusing
+    #[arg(long)]
+    pub stop: bool,
+    /// age identity file for an encrypted archive; repeatable
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! → cli → commands. A module uses its own layer and those below it; no circles between top-level modules.
 
 pub mod atomic_file;
+pub mod backup;
 pub mod byte_size;
 pub mod catalog;
 pub mod cli;

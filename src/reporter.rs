@@ -86,6 +86,19 @@ pub enum Event {
     Note {
         message: String,
     },
+    /// Bytes of one member of a backup (or restore) so far and the rate over the last interval, in bytes per
+    /// second; sent a few times a second at most.
+    Transfer {
+        member: String,
+        bytes: u64,
+        rate: u64,
+    },
+    /// A member is complete: its size and how long it took.
+    Transferred {
+        member: String,
+        bytes: u64,
+        elapsed_ms: u64,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -152,8 +165,16 @@ fn plain_line(event: &Event, color: bool) -> Option<String> {
             format!("{service}  {container}  {}: {message}", paint("failed", "1;31"))
         }
         Event::Note { message } => message.clone(),
+        Event::Transfer { .. } => return None,
+        Event::Transferred { member, bytes, elapsed_ms } => transferred_line(member, *bytes, *elapsed_ms),
     };
     Some(line)
+}
+
+/// `db_postgres/dify.dump  12.00 MiB in 1.20s (10.00 MiB/s)`.
+fn transferred_line(member: &str, bytes: u64, elapsed_ms: u64) -> String {
+    let rate = bytes.saturating_mul(1000) / elapsed_ms.max(1);
+    format!("{member}  {} in {} ({}/s)", HumanBytes(bytes), seconds_2dp(elapsed_ms), HumanBytes(rate))
 }
 
 /// `pulling postgres:15-alpine  50%  (12.00 MiB/24.00 MiB)`: `percent` is the step just passed, bytes are the sums.
@@ -368,6 +389,8 @@ struct BarsState {
     /// Keyed by container name: replicas of one service get a line each.
     services: HashMap<String, ServiceLine>,
     pulls: HashMap<String, PullLine>,
+    /// Members of a backup or restore being transferred, by name.
+    transfers: HashMap<String, ProgressBar>,
     /// Widest service and container name so far, to keep the state column aligned.
     service_width: usize,
     container_width: usize,
@@ -508,6 +531,23 @@ impl Reporter for BarsReporter {
                     }
                 }
             }
+            Event::Transfer { member, bytes, rate } => {
+                let mut state = lock(&self.state);
+                let bar = state.transfers.entry(member.clone()).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new_spinner().with_style(self.styles.running.clone()));
+                    bar.set_prefix(member.clone());
+                    bar.enable_steady_tick(TICK);
+                    bar
+                });
+                bar.set_message(format!("{}  {}/s", HumanBytes(*bytes), HumanBytes(*rate)));
+            }
+            Event::Transferred { member, .. } => {
+                if let Some(bar) = lock(&self.state).transfers.remove(member) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                self.println(&event);
+            }
             Event::Failed { service, container, message } => {
                 // The bar line has room for one line; a longer story goes above the bars so it is not lost.
                 let mut lines = message.lines();
@@ -525,6 +565,9 @@ impl Reporter for BarsReporter {
         for (_, line) in state.pulls.drain() {
             line.bar.finish_and_clear();
             self.multi.remove(&line.bar);
+        }
+        for (_, bar) in state.transfers.drain() {
+            bar.abandon();
         }
         // A line still spinning at the end (the command stopped early) keeps its last state on screen.
         for line in state.services.values() {
@@ -632,6 +675,16 @@ mod tests {
                 Event::Note { message: "using project `demo`".into() },
                 Some("using project `demo`"),
                 r#"{"event":"note","message":"using project `demo`"}"#,
+            ),
+            (
+                Event::Transfer { member: "postgres/db_postgres/dify.dump".into(), bytes: 2048, rate: 1024 },
+                None,
+                r#"{"event":"transfer","member":"postgres/db_postgres/dify.dump","bytes":2048,"rate":1024}"#,
+            ),
+            (
+                Event::Transferred { member: "redis/redis.tar".into(), bytes: 3 * 1024 * 1024, elapsed_ms: 1500 },
+                Some("redis/redis.tar  3.00 MiB in 1.50s (2.00 MiB/s)"),
+                r#"{"event":"transferred","member":"redis/redis.tar","bytes":3145728,"elapsed_ms":1500}"#,
             ),
         ]
     }

@@ -2,6 +2,7 @@
 //! This is the only layer that writes files (through [`crate::atomic_file`]) or prints (through
 //! [`crate::output`]).
 
+mod backup;
 mod db;
 mod doctor;
 pub(crate) mod down;
@@ -12,9 +13,10 @@ mod profiles;
 mod ps;
 mod render;
 mod restart;
+mod restore;
 mod secret;
 mod swarm;
-mod up;
+pub(crate) mod up;
 
 use crate::catalog::Catalog;
 use crate::cli::{Cli, Command};
@@ -44,6 +46,9 @@ pub fn run(cli: Cli) -> i32 {
     };
     let out =
         Output { format: settings.format, quiet: settings.quiet, verbose: settings.verbose, color: settings.color };
+    if crate::backup::paused::pending() {
+        resume_after_killed_backup(&settings, &out);
+    }
     let result = match &cli.command {
         Command::Init(args) => init::run(&settings, &out, &overrides, args),
         Command::Render(args) => render::run(&settings, &out, args),
@@ -59,6 +64,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Restart(args) => restart::run(&settings, &out, args),
         Command::Doctor(args) => doctor::run(&settings, &out, args),
         Command::Db(crate::cli::DbCommand::Check) => db::run(&settings, &out),
+        Command::Backup(args) => backup::run(&settings, &out, args),
+        Command::Restore(args) => restore::run(&settings, &out, &overrides, args),
         Command::Completions { .. } | Command::Man => print_generated(&cli.command, &out),
     };
     match result {
@@ -67,6 +74,23 @@ pub fn run(cli: Cli) -> i32 {
             out.error(&e);
             e.exit_code()
         }
+    }
+}
+
+/// A backup killed outright left services paused (or helper containers): resume them before anything else.
+fn resume_after_killed_backup(settings: &Settings, out: &Output) {
+    let resumed = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let docker = crate::docker::DockerClient::connect(settings.docker_host.as_deref()).await?;
+            crate::backup::paused::recover(&docker).await
+        })
+    });
+    match resumed {
+        Ok(names) if !names.is_empty() => {
+            out.warn(&format!("resumed containers an interrupted backup had paused: {}", names.join(", ")))
+        }
+        Ok(_) => {}
+        Err(e) => out.warn(&format!("failed to resume what an interrupted backup paused: {e}")),
     }
 }
 

@@ -7,6 +7,7 @@
 //! It imports nothing of ragctl but the base, and must not decide anything (what to create, when to wait):
 //! that is the plan of the capability that calls it.
 
+mod archive;
 mod containers;
 mod exec;
 mod images;
@@ -19,6 +20,7 @@ use bollard::Docker;
 
 use crate::error::Error;
 
+pub use archive::{HelperContainer, StreamedExit};
 pub use containers::{ContainerCreate, ContainerStatus, HealthCheck, ObservedContainer, PublishedPort};
 pub use exec::ExecOutput;
 pub use swarm::{

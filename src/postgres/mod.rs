@@ -32,3 +32,4 @@ pub enum Failure {
     /// Anything else (refused, reset, not PostgreSQL, a client-side error).
     Other(String),
 }
+pub mod dump;

@@ -1,0 +1,262 @@
+//! Moving bytes in and out of containers without staging them there: a command's stdout streamed out, a stream
+//! fed to a command's stdin, a path's tar archive downloaded or extracted (the Engine's archive API), and
+//! pause/unpause. Every transfer goes chunk by chunk through a caller's sink or source: nothing is buffered whole.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, UploadToContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{DockerClient, describe, docker_err};
+use crate::error::Error;
+
+/// Read from a source in chunks of this size (the Engine's own copy buffer is 32 KiB).
+const CHUNK: usize = 256 * 1024;
+/// How much of a command's stderr is kept for its error message.
+const STDERR_KEPT: usize = 16 * 1024;
+
+/// How a streamed command ended: its exit code and the tail of its stderr.
+#[derive(Debug, Clone)]
+pub struct StreamedExit {
+    pub exit_code: i64,
+    pub stderr: String,
+}
+
+/// A short-lived helper container: one image, volumes mounted, a command (or none: created, never started,
+/// only to reach a volume through the archive API).
+pub struct HelperContainer {
+    pub name: String,
+    pub image: String,
+    pub env: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    /// `volume:/path` binds.
+    pub binds: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+fn keep_tail(buf: &mut Vec<u8>, more: &[u8]) {
+    buf.extend_from_slice(more);
+    if buf.len() > STDERR_KEPT {
+        buf.drain(..buf.len() - STDERR_KEPT);
+    }
+}
+
+impl DockerClient {
+    /// Run `cmd` in the container, handing each chunk of its stdout to `sink` as it arrives. A sink error stops
+    /// the transfer and is returned as is.
+    pub async fn exec_stream_out(
+        &self,
+        id: &str,
+        name: &str,
+        cmd: &[String],
+        env: &[String],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<StreamedExit, Error> {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.to_vec()),
+            env: (!env.is_empty()).then(|| env.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
+        let opts = StartExecOptions { detach: false, tty: false, output_capacity: Some(CHUNK) };
+        let mut stderr = Vec::new();
+        match self.inner.start_exec(&exec.id, Some(opts)).await.map_err(docker_err("exec in container", name))? {
+            StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(docker_err("read exec output of", name))? {
+                        bollard::container::LogOutput::StdErr { message } => keep_tail(&mut stderr, &message),
+                        bollard::container::LogOutput::StdOut { message } => sink(&message)?,
+                        _ => {}
+                    }
+                }
+            }
+            StartExecResults::Detached => {}
+        }
+        let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
+        Ok(StreamedExit {
+            exit_code: inspect.exit_code.unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Run `cmd` in the container with `source` streamed to its stdin (closed at the source's end); its output
+    /// (stdout and stderr) is kept, tail only, for the error message.
+    pub async fn exec_stream_in(
+        &self,
+        id: &str,
+        name: &str,
+        cmd: &[String],
+        env: &[String],
+        source: &mut dyn Read,
+    ) -> Result<StreamedExit, Error> {
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.to_vec()),
+            env: (!env.is_empty()).then(|| env.to_vec()),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
+        let opts = StartExecOptions { detach: false, tty: false, output_capacity: Some(CHUNK) };
+        let mut text = Vec::new();
+        if let StartExecResults::Attached { mut output, mut input } =
+            self.inner.start_exec(&exec.id, Some(opts)).await.map_err(docker_err("exec in container", name))?
+        {
+            let feed = async {
+                let mut buf = vec![0u8; CHUNK];
+                loop {
+                    let n = source.read(&mut buf).map_err(|e| Error::Docker {
+                        action: "read the input for",
+                        target: name.to_string(),
+                        cause: e.to_string(),
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    // The command exiting early (an error) closes its stdin: its output says why.
+                    if input.write_all(&buf[..n]).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                let _ = input.shutdown().await;
+                Ok::<(), Error>(())
+            };
+            let drain = async {
+                while let Some(chunk) = output.next().await {
+                    match chunk {
+                        Ok(out) => keep_tail(&mut text, &out.into_bytes()),
+                        Err(e) => return Err(docker_err("read exec output of", name)(e)),
+                    }
+                }
+                Ok(())
+            };
+            let (fed, drained) = futures_util::join!(feed, drain);
+            fed?;
+            drained?;
+        }
+        let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
+        Ok(StreamedExit {
+            exit_code: inspect.exit_code.unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&text).into_owned(),
+        })
+    }
+
+    /// Download `path` of the container as the Engine's tar archive (ownership, modes and symlinks as stored),
+    /// chunk by chunk into `sink`.
+    pub async fn archive_get(
+        &self,
+        id: &str,
+        name: &str,
+        path: &str,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let opts = DownloadFromContainerOptions { path: path.to_string() };
+        let mut stream = self.inner.download_from_container(id, Some(opts));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Docker {
+                action: "download archive from",
+                target: format!("{name}:{path}"),
+                cause: describe(&e),
+            })?;
+            sink(&chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Extract a tar archive read from `source` into `path` of the container, keeping the archive's owners.
+    pub async fn archive_put(&self, id: &str, name: &str, path: &str, source: &mut dyn Read) -> Result<(), Error> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let opts = UploadToContainerOptions { path: path.to_string(), ..Default::default() };
+        let target = format!("{name}:{path}");
+        let upload = self.inner.upload_to_container(id, Some(opts), bollard::body_stream(body));
+        let feed = async move {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = source.read(&mut buf).map_err(|e| Error::Docker {
+                    action: "read the archive for",
+                    target: target.clone(),
+                    cause: e.to_string(),
+                })?;
+                if n == 0 {
+                    return Ok::<(), Error>(());
+                }
+                if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    return Ok(()); // the upload ended early: its own error says why
+                }
+            }
+        };
+        let (uploaded, fed) = futures_util::join!(upload, feed);
+        fed?;
+        uploaded.map_err(|e| Error::Docker {
+            action: "extract archive into",
+            target: format!("{name}:{path}"),
+            cause: describe(&e),
+        })
+    }
+
+    pub async fn pause(&self, id: &str, name: &str) -> Result<(), Error> {
+        self.inner.pause_container(id).await.map_err(docker_err("pause container", name))
+    }
+
+    /// Unpause; a container that is not paused (or gone) is fine.
+    pub async fn unpause(&self, id: &str, name: &str) -> Result<(), Error> {
+        match self.inner.unpause_container(id).await {
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
+            other => other.map_err(docker_err("unpause container", name)),
+        }
+    }
+
+    /// Create (not start) a helper container on no network.
+    pub async fn create_helper(&self, spec: &HelperContainer) -> Result<String, Error> {
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.clone()),
+            cmd: spec.cmd.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            user: spec.user.clone(),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            host_config: Some(HostConfig {
+                binds: Some(spec.binds.clone()),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+        Ok(self.inner.create_container(Some(opts), body).await.map_err(docker_err("create container", &spec.name))?.id)
+    }
+
+    /// Ids and names of every container (any project) carrying `key=value`.
+    pub async fn containers_labelled(&self, key: &str, value: &str) -> Result<Vec<(String, String)>, Error> {
+        let filters = std::collections::HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
+        let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let list = self.inner.list_containers(Some(opts)).await.map_err(docker_err("list containers labelled", key))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let name =
+                    c.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string())).unwrap_or_default();
+                (c.id.unwrap_or_default(), name)
+            })
+            .collect())
+    }
+
+    /// The image's content id (`sha256:…`) and its labels.
+    pub async fn image_id(&self, image: &str) -> Result<String, Error> {
+        let i = self.inner.inspect_image(image).await.map_err(docker_err("inspect image", image))?;
+        Ok(i.id.unwrap_or_default())
+    }
+}

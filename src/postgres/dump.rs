@@ -1,0 +1,146 @@
+//! Logical dumps and restores with the server image's own tools (`pg_dump`, `pg_dumpall`, `pg_restore`, `psql`)
+//! run inside its container: the command lines, their environment, and the reading of their output. Running
+//! them (Docker exec, stdout streamed out or stdin streamed in) is the caller's job.
+//!
+//! Every command connects over the container's local socket as the server's superuser (the image's
+//! `POSTGRES_USER`); the password, when given, travels in the environment, never in argv.
+
+use std::collections::BTreeMap;
+
+/// Who runs the tools: the superuser and, optionally, its password.
+#[derive(Debug, Clone)]
+pub struct Superuser {
+    pub user: String,
+    pub password: Option<String>,
+}
+
+impl Superuser {
+    /// The environment every command line here runs with.
+    pub fn env(&self) -> Vec<String> {
+        let mut env = vec!["PGAPPNAME=ragctl".to_string(), "LC_MESSAGES=C".to_string()];
+        if let Some(p) = &self.password {
+            env.push(format!("PGPASSWORD={p}"));
+        }
+        env
+    }
+
+    fn psql(&self, database: &str) -> Vec<String> {
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", &self.user, "-d", database]
+            .map(str::to_string)
+            .to_vec()
+    }
+
+    /// psql running one query in `database`, rows on stdout (unaligned, `|`-free: every query here returns one
+    /// column or joins its own).
+    pub fn query(&self, database: &str, sql: &str) -> Vec<String> {
+        let mut argv = self.psql(database);
+        argv.extend(["-c".to_string(), sql.to_string()]);
+        argv
+    }
+
+    /// The databases to dump: every one that accepts connections, templates excepted.
+    pub fn list_databases(&self) -> Vec<String> {
+        self.query("postgres", "select datname from pg_database where not datistemplate and datallowconn order by 1")
+    }
+
+    /// `SHOW server_version_num` (e.g. 150018).
+    pub fn server_version_num(&self) -> Vec<String> {
+        self.query("postgres", "show server_version_num")
+    }
+
+    /// pg_dump of `database` in the custom format to stdout, uncompressed (the archive compresses it once).
+    pub fn dump(&self, database: &str) -> Vec<String> {
+        ["pg_dump", "-U", &self.user, "-d", database, "-Fc", "-Z", "0"].map(str::to_string).to_vec()
+    }
+
+    /// The roles and tablespaces (with their password hashes) as SQL to stdout.
+    pub fn dump_globals(&self) -> Vec<String> {
+        ["pg_dumpall", "-U", &self.user, "-g"].map(str::to_string).to_vec()
+    }
+
+    /// psql running the SQL on stdin (the globals): errors such as "role already exists" do not stop it.
+    pub fn run_script(&self) -> Vec<String> {
+        ["psql", "-X", "-q", "-U", &self.user, "-d", "postgres"].map(str::to_string).to_vec()
+    }
+
+    /// pg_restore of a custom-format dump read from stdin. `postgres` (the database it connects to) is restored
+    /// in place; any other is dropped if present and created from the dump.
+    pub fn restore(&self, database: &str) -> Vec<String> {
+        let mut argv =
+            ["pg_restore", "-U", &self.user, "--exit-on-error", "--clean", "--if-exists"].map(str::to_string).to_vec();
+        if database == "postgres" {
+            argv.extend(["-d".into(), "postgres".into()]);
+        } else {
+            argv.extend(["--create".into(), "-d".into(), "postgres".into()]);
+        }
+        argv
+    }
+
+    /// The exact row count of every table of `database`, one query: `schema.table<TAB>count` per line.
+    pub fn row_counts(&self, database: &str) -> Vec<String> {
+        self.query(database, ROW_COUNTS_SQL)
+    }
+}
+
+/// `count(*)` of each ordinary or partitioned table outside the system schemas, through `query_to_xml` so one
+/// statement counts them all.
+const ROW_COUNTS_SQL: &str = "select format('%s.%s', n.nspname, c.relname) || chr(9) || \
+     (xpath('/row/n/text()', query_to_xml(format('select count(*) as n from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text \
+     from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+     where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') \
+     and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%' order by 1";
+
+/// `pg_isready` over TCP to the container's loopback: the image's initialisation runs a socket-only server
+/// first, so only the final server answers here.
+pub fn ready_argv(user: &str) -> Vec<String> {
+    ["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", "postgres"].map(str::to_string).to_vec()
+}
+
+/// The lines psql printed with `-A -t`, empty ones dropped.
+pub fn lines(stdout: &str) -> Vec<String> {
+    stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// The major of a `server_version_num` (150018 → 15, 90624 → 9).
+pub fn major_of(version_num: &str) -> Option<u32> {
+    let n: u32 = version_num.trim().parse().ok()?;
+    Some(if n >= 100_000 { n / 10_000 } else { n / 100 })
+}
+
+/// The output of [`Superuser::row_counts`] as table → rows.
+pub fn parse_row_counts(stdout: &str) -> Result<BTreeMap<String, u64>, String> {
+    lines(stdout)
+        .into_iter()
+        .map(|l| {
+            let (table, n) = l.rsplit_once('\t').ok_or_else(|| format!("unexpected row-count line `{l}`"))?;
+            let n = n.parse().map_err(|_| format!("unexpected row count in `{l}`"))?;
+            Ok((table.to_string(), n))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_travels_in_the_environment_and_dumps_are_custom_format() {
+        let su = Superuser { user: "app".into(), password: Some("s3cret".into()) };
+        let dump = su.dump("dify");
+        assert_eq!(dump.join(" "), "pg_dump -U app -d dify -Fc -Z 0");
+        assert!(!dump.iter().chain(su.restore("dify").iter()).any(|a| a.contains("s3cret")));
+        assert!(su.env().contains(&"PGPASSWORD=s3cret".to_string()));
+        assert!(su.restore("dify").join(" ").ends_with("--create -d postgres"));
+        assert!(!su.restore("postgres").contains(&"--create".to_string()));
+    }
+
+    #[test]
+    fn majors_and_row_counts_are_read() {
+        assert_eq!(major_of("150018\n"), Some(15));
+        assert_eq!(major_of("90624"), Some(9));
+        assert_eq!(major_of("x"), None);
+        let counts = parse_row_counts("public.a\t10000\n\npublic.b c\t0\n").unwrap();
+        assert_eq!(counts, BTreeMap::from([("public.a".into(), 10000), ("public.b c".into(), 0)]));
+        assert!(parse_row_counts("nonsense").is_err());
+    }
+}
