@@ -134,8 +134,10 @@ fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 impl ArchiveWriter {
     /// Start an archive in `dir` under a temporary name (O_EXCL, 0600).
     pub fn create(dir: &Path, recipients: &[age::x25519::Recipient]) -> Result<ArchiveWriter, Error> {
+        remove_stale(dir);
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
         let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&prefix)
             .suffix(".partial")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(dir)
@@ -151,7 +153,9 @@ impl ArchiveWriter {
                 .map_err(|e| Error::config(format!("failed to encrypt to the recipients: {e}")))?;
             Sink::Age(encryptor.wrap_output(buffered).map_err(io_err("write", temp.path()))?)
         };
-        let encoder = zstd::Encoder::new(sink, ZSTD_LEVEL).map_err(io_err("compress", temp.path()))?;
+        let mut encoder = zstd::Encoder::new(sink, ZSTD_LEVEL).map_err(io_err("compress", temp.path()))?;
+        // A frame checksum: corruption shows as a read error in the member it hits, not only as a bad sha256.
+        encoder.include_checksum(true).map_err(io_err("compress", temp.path()))?;
         Ok(ArchiveWriter { dir: dir.to_path_buf(), temp, tar: tar::Builder::new(encoder) })
     }
 
@@ -199,6 +203,20 @@ impl ArchiveWriter {
         self.temp.persist_noclobber(dest).map_err(|e| Error::io("rename into place", dest, e.error))?;
         let dir = File::open(&self.dir).map_err(io_err("open", &self.dir))?;
         dir.sync_all().map_err(io_err("sync", &self.dir))
+    }
+}
+
+/// Remove the temporary files of backups killed outright (SIGKILL, a crash): `<prefix><pid>-….partial` whose
+/// process is gone. A backup that ends in any other way removes its own.
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX).filter(|_| name.ends_with(".partial")) else { continue };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
