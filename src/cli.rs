@@ -179,11 +179,9 @@ pub enum Command {
     /// PostgreSQL checks
     #[command(subcommand)]
     Db(DbCommand),
-    /// Back up the running stack's data into one archive (PostgreSQL dumps, a Redis snapshot, data volumes, .env,
-    /// ragctl.yaml, the rendered files); verify, list and prune archives
+    /// Back up the running stack's data and project files into one archive; verify, list and prune archives
     Backup(BackupArgs),
-    /// Restore an archive of `ragctl backup` into this project: volumes re-created empty, data and project files put
-    /// back, the stack brought up and its row counts checked
+    /// Restore a `ragctl backup` archive into this project, bring it up and check its row counts
     Restore(RestoreArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {

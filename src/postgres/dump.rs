@@ -101,10 +101,10 @@ pub fn lines(stdout: &str) -> Vec<String> {
     stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
-/// The major of a `server_version_num` (150018 → 15, 90624 → 9).
+/// The major of a `server_version_num` (150018 → 15; 90624, i.e. 9.6, → 9).
 pub fn major_of(version_num: &str) -> Option<u32> {
     let n: u32 = version_num.trim().parse().ok()?;
-    Some(if n >= 100_000 { n / 10_000 } else { n / 100 })
+    Some(n / 10_000)
 }
 
 /// The output of [`Superuser::row_counts`] as table → rows.
