@@ -290,6 +290,9 @@ pub struct UpArgs {
     /// Deploy as containers on this engine, or as services of the Swarm this engine manages
     #[arg(long, value_enum, default_value = "docker")]
     pub target: DeployTarget,
+    /// Create data volumes anew even though they held this project's data (see README "Backups")
+    #[arg(long)]
+    pub allow_empty_data: bool,
 }
 
 #[derive(Debug, Args)]

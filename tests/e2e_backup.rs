@@ -197,6 +197,19 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
     }
     eprintln!("kill rounds took {:?}", started.elapsed());
 
+    // SIGKILL while the service is paused (for certain, not by chance): it stays paused until the next command.
+    let mut child = project.ragctl_command(&["backup"]).spawn().unwrap();
+    await_condition("weaviate paused by the backup", Duration::from_secs(60), || {
+        if paused_containers(&project).is_empty() { Err("not paused".to_string()) } else { Ok(()) }
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(paused_containers(&project), vec![project.container("weaviate")]);
+    let next = project.ragctl(&["ps"]);
+    next.assert_status(0);
+    assert!(next.stderr.contains("resumed containers an interrupted backup had paused"), "{}", next.stderr);
+    assert_eq!(paused_containers(&project), Vec::<String>::new());
+
     // SIGINT while the service is paused: resumed at once, exit 130, the partial file removed.
     let mut child = project.ragctl_command(&["backup"]).spawn().unwrap();
     await_condition("weaviate paused by the backup", Duration::from_secs(60), || {
@@ -211,7 +224,7 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
 }
 
 #[test]
-fn a_full_disk_for_the_output_is_a_clear_error_and_leaves_nothing() {
+fn an_encrypted_backup_needs_its_identity_and_a_full_disk_is_a_clear_error_leaving_nothing() {
     if !require_docker() {
         return;
     }
@@ -233,10 +246,91 @@ fn a_full_disk_for_the_output_is_a_clear_error_and_leaves_nothing() {
         }
     }
     let _unmount = Unmount(target.clone());
+
+    // Encrypted to an age recipient: unreadable without the identity, verified with it.
+    let key = age::x25519::Identity::generate();
+    let identity = project.test.path().join("key.txt");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&identity, format!("# test key\n{}\n", key.to_string().expose_secret())).unwrap();
+    }
+    let encrypted = backup(&project, &["--encrypt-to", &key.to_public().to_string()]);
+    assert!(encrypted.to_str().unwrap().ends_with(".tar.zst.age"), "{}", encrypted.display());
+    let locked = project.ragctl(&["backup", "verify", encrypted.to_str().unwrap()]);
+    locked.assert_status(2);
+    assert!(locked.stderr.contains("is encrypted") && locked.stderr.contains("--identity"), "{}", locked.stderr);
+    project
+        .ragctl(&["backup", "verify", encrypted.to_str().unwrap(), "--identity", identity.to_str().unwrap()])
+        .assert_status(0);
+
     let run: Run = project.ragctl(&["backup", "--output", &target]);
     run.assert_status(1);
     assert!(run.stderr.contains("No space left on device"), "{}", run.stderr);
     assert!(run.stderr.contains(&target), "the error names where: {}", run.stderr);
     assert_eq!(files_in(mount.path()), Vec::<String>::new(), "something partial was left");
     assert_eq!(paused_containers(&project), Vec::<String>::new());
+}
+
+#[test]
+fn up_refuses_a_missing_data_volume_and_a_data_directory_of_another_major() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("bkguard");
+    project.up();
+    project.ragctl(&["down"]).assert_status(0);
+    let weaviate_volume = format!("{}_weaviate_data", project.name);
+    docker(&["volume", "rm", &weaviate_volume]);
+
+    let refused = project.ragctl(&["up"]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains(&format!("`{weaviate_volume}` held this project's data but is missing")),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("ragctl restore") && refused.stderr.contains("--allow-empty-data"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!project.volumes().contains(&weaviate_volume), "nothing was created");
+    // The same directory under another project name: every volume is missing.
+    let other = format!("{}-renamed", project.name);
+    let renamed = project.test.run(["-p", &other, "up"]);
+    renamed.assert_status(1);
+    assert!(renamed.stderr.contains(&format!("created as project `{}`", project.name)), "{}", renamed.stderr);
+    project.ragctl(&["up", "--allow-empty-data"]).assert_status(0);
+    project.ragctl(&["down"]).assert_status(0);
+
+    // A data directory of PostgreSQL 14 under the 15 image: refused before the container fails.
+    let db_volume = format!("{}_db_data", project.name);
+    let set_version = |v: &str| {
+        docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{db_volume}:/d"),
+            "ragctl-test/base:bookworm",
+            "sh",
+            "-c",
+            &format!("echo {v} > /d/pgdata/PG_VERSION"),
+        ]);
+    };
+    set_version("14");
+    let refused = project.ragctl(&["up"]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains(&format!("volume `{db_volume}` was initialised by PostgreSQL 14")),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("ragctl backup") && refused.stderr.contains("ragctl restore"),
+        "{}",
+        refused.stderr
+    );
+    assert!(project.container_ids().is_empty(), "nothing was created: {:?}", project.container_ids());
+    set_version("15");
+    project.up();
 }

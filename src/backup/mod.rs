@@ -16,6 +16,7 @@
 
 pub mod archive;
 mod create;
+pub mod guard;
 pub mod paused;
 mod pg;
 mod restore;

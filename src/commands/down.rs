@@ -132,6 +132,14 @@ pub fn run(settings: &Settings, out: &Output, args: &DownArgs) -> Result<i32, Er
     }));
     rep.finish();
     let mut report = result?;
+    // The data was removed on purpose: `up` may create the volumes empty again.
+    if !report.volumes.is_empty() {
+        let record = crate::backup::guard::read_record(&settings.project_dir).ok().flatten();
+        if record.is_some_and(|r| r.project == project) {
+            let path = settings.project_dir.join(crate::backup::guard::RECORD_FILE);
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+    }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     if out.is_json() {
         out.json(&report);

@@ -157,6 +157,7 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Rest
         pull: crate::engine::plan::PullPolicy::Missing,
         remove_orphans: false,
         target: crate::cli::DeployTarget::Docker,
+        allow_empty_data: false,
     };
     out.info(&format!("data restored; bringing `{project}` up"));
     let code = super::up::run(&settings, &quiet_up, &up_args)?;

@@ -103,6 +103,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
     }
     // --- end swarm ---
 
+    let record = crate::backup::guard::read_record(&settings.project_dir)?;
     let runtime = super::runtime()?;
     let rep = reporter(settings.progress, settings.color);
     let result = runtime.block_on(super::interruptible(async {
@@ -113,6 +114,11 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         if args.dry_run {
             return Ok((plan, lines, Vec::new()));
         }
+        // Data safety first: a volume that held data about to be created empty, a data directory of another major.
+        if !args.allow_empty_data {
+            crate::backup::guard::check_missing(record.as_ref(), &desired, &plan.create_volumes)?;
+        }
+        crate::backup::guard::check_pg_major(&docker, &desired, &observed.containers, &observed.volumes).await?;
         preflight(&docker, &plan).await?;
         let actions = lines.iter().filter(|l| !l.starts_with("keep ")).count();
         rep.event(Event::PlanReady { actions });
@@ -133,6 +139,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         let cache_dir = crate::project_lock::private_state_dir().ok();
         let proven = cache_dir.as_deref().map(|d| crate::ready_cache::load(d, &stack.project)).unwrap_or_default();
         let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait, &proven).await?;
+        record_data_volumes(settings, &desired, record.as_ref())?;
         if let Some(dir) = &cache_dir {
             let now_proven = outcomes.iter().flat_map(|o| o.proven.iter().cloned()).collect();
             crate::ready_cache::save(dir, &stack.project, &now_proven);
@@ -185,6 +192,21 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         ));
     }
     Ok(super::OK)
+}
+
+/// Remember which volumes hold the project's data (for the guard above), when that changed.
+fn record_data_volumes(
+    settings: &Settings,
+    desired: &crate::engine::spec::Desired,
+    old: Option<&crate::backup::guard::DataRecord>,
+) -> Result<(), Error> {
+    let record = crate::backup::guard::record_of(desired);
+    if old == Some(&record) || record.volumes.is_empty() {
+        return Ok(());
+    }
+    let path = settings.project_dir.join(crate::backup::guard::RECORD_FILE);
+    let text = serde_json::to_vec_pretty(&record).map_err(|e| Error::config(format!("failed to encode JSON: {e}")))?;
+    crate::atomic_file::write_atomic(&path, &text, Some(0o644)).map_err(|e| Error::io("write", &path, e))
 }
 
 async fn observe(docker: &DockerClient, desired: &crate::engine::spec::Desired) -> Result<Observed, Error> {

@@ -1,0 +1,196 @@
+//! `up`'s data-safety guards, checked before anything is created:
+//! - a named volume that held this project's data is about to be created anew (pruned, the project renamed, the
+//!   directory copied without its volumes): refused unless `--allow-empty-data`. What held data is recorded by a
+//!   successful `up` in the project directory ([`RECORD_FILE`]), so the record travels with the directory and
+//!   survives a new project name; `down --volumes` (the operator removing the data on purpose) deletes it;
+//! - a PostgreSQL data directory initialised by another major than the image's: refused with the fix, instead of
+//!   a container that exits with "database files are incompatible with server".
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::docker::{DockerClient, HelperContainer, ObservedContainer};
+use crate::engine::spec::{Desired, VolumeSpec};
+use crate::error::{Error, SourceLocation};
+
+/// The record of the volumes that hold the project's data, in the project directory.
+pub const RECORD_FILE: &str = ".ragctl-data.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRecord {
+    /// The project name the volumes were created under.
+    pub project: String,
+    /// Their names in the stack (without the project prefix).
+    pub volumes: Vec<String>,
+}
+
+/// The record, if there is one.
+pub fn read_record(project_dir: &Path) -> Result<Option<DataRecord>, Error> {
+    let path = project_dir.join(RECORD_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| Error::Parse {
+            location: SourceLocation::at(path.display().to_string(), e.line(), e.column()),
+            message: format!("{e} (written by `ragctl up`; delete the file if it was edited by hand)"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// What a successful `up` of `desired` records.
+pub fn record_of(desired: &Desired) -> DataRecord {
+    let prefix = format!("{}_", desired.project);
+    DataRecord {
+        project: desired.project.clone(),
+        volumes: desired.volumes.iter().map(|v| v.name.strip_prefix(&prefix).unwrap_or(&v.name).to_string()).collect(),
+    }
+}
+
+/// Refuse to create anew a volume the record says held data.
+pub fn check_missing(record: Option<&DataRecord>, desired: &Desired, create: &[VolumeSpec]) -> Result<(), Error> {
+    let Some(record) = record else { return Ok(()) };
+    let prefix = format!("{}_", desired.project);
+    let missing: Vec<&str> = create
+        .iter()
+        .filter_map(|v| v.name.strip_prefix(&prefix))
+        .filter(|short| record.volumes.iter().any(|r| r == short))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = missing.iter().map(|m| format!("`{prefix}{m}`")).collect();
+    let renamed = if record.project != desired.project {
+        format!(" (it was created as project `{}`: `-p {}` finds that data)", record.project, record.project)
+    } else {
+        String::new()
+    };
+    Err(Error::Deploy {
+        message: format!(
+            "the data volume{} {} held this project's data but {} missing{renamed}; nothing was created",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+        ),
+        hint: Some(
+            "restore the data with `ragctl restore ARCHIVE` (`ragctl backup list` shows the archives), or pass --allow-empty-data to start with empty volumes".into(),
+        ),
+    })
+}
+
+/// PostgreSQL services whose data directory is checked against the image's major.
+const PG_SERVICES: [&str; 2] = ["db_postgres", "pgvector"];
+
+/// Refuse to start a PostgreSQL service on a data directory of another major than its image's. Only services
+/// that are not running and whose volume exists are looked at (a helper container reads `PG_VERSION`).
+pub async fn check_pg_major(
+    docker: &DockerClient,
+    desired: &Desired,
+    containers: &[ObservedContainer],
+    volumes: &[String],
+) -> Result<(), Error> {
+    for spec in desired.containers.iter().filter(|s| PG_SERVICES.contains(&s.service.as_str()) && s.number == 1) {
+        if containers.iter().any(|c| c.service == spec.service && c.state == "running") {
+            continue;
+        }
+        let Some(image_major) = crate::db::image_major(&spec.image) else { continue };
+        let pgdata = spec
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PGDATA="))
+            .unwrap_or("/var/lib/postgresql/data")
+            .trim_end_matches('/')
+            .to_string();
+        let Some((_, full, mount)) = super::create::named_mounts(desired, spec)
+            .into_iter()
+            .find(|(_, full, mount)| volumes.contains(full) && pgdata.starts_with(mount.as_str()))
+        else {
+            continue;
+        };
+        let Some(data_major) = pg_version(docker, &desired.project, &spec.image, &full, &mount, &pgdata).await? else {
+            continue;
+        };
+        if data_major != image_major {
+            return Err(Error::Deploy {
+                message: format!(
+                    "the PostgreSQL data directory in volume `{full}` was initialised by PostgreSQL {data_major}, but `{}` runs `{}` (major {image_major}); nothing was started",
+                    spec.service, spec.image
+                ),
+                hint: Some(format!(
+                    "run the image of major {data_major} again (RAGCTL_IMAGE_{}), or move the data across: `ragctl backup` with the old image, `ragctl down --volumes`, then `ragctl restore ARCHIVE` with the new one",
+                    spec.service.to_uppercase()
+                )),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `PG_VERSION` of the data directory in `volume`, read through a helper container that is never started.
+async fn pg_version(
+    docker: &DockerClient,
+    project: &str,
+    image: &str,
+    volume: &str,
+    mount: &str,
+    pgdata: &str,
+) -> Result<Option<u32>, Error> {
+    let helper = HelperContainer {
+        name: format!("{project}-pgcheck-{}", std::process::id()),
+        image: image.to_string(),
+        env: Vec::new(),
+        cmd: None,
+        entrypoint: None,
+        user: None,
+        binds: vec![format!("{volume}:{mount}:ro")],
+        labels: std::collections::BTreeMap::from([(super::LABEL_HELPER.to_string(), project.to_string())]),
+    };
+    docker.create_helper(&helper).await?;
+    let mut tar_bytes = Vec::new();
+    let read = docker
+        .archive_get(&helper.name, &helper.name, &format!("{pgdata}/PG_VERSION"), &mut |b| {
+            tar_bytes.extend_from_slice(b);
+            Ok(())
+        })
+        .await;
+    docker.remove(&helper.name, &helper.name, true).await?;
+    if read.is_err() {
+        return Ok(None); // no PG_VERSION: an empty data directory, initialised at start
+    }
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let mut text = String::new();
+    if let Some(Ok(mut entry)) = archive.entries().ok().and_then(|mut e| e.next()) {
+        use std::io::Read;
+        let _ = (&mut entry).take(64).read_to_string(&mut text);
+    }
+    Ok(text.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(project: &str) -> Desired {
+        let volume = |v: &str| VolumeSpec { name: format!("{project}_{v}"), labels: Default::default() };
+        Desired {
+            project: project.into(),
+            networks: vec![],
+            volumes: vec![volume("db_data"), volume("redis_data")],
+            containers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_recorded_volume_about_to_be_created_is_refused_naming_it() {
+        let d = desired("demo");
+        let record = record_of(&d);
+        assert_eq!(record.volumes, ["db_data", "redis_data"]);
+        assert!(check_missing(Some(&record), &d, &[]).is_ok());
+        assert!(check_missing(None, &d, &d.volumes).is_ok());
+        let err = check_missing(Some(&record), &d, &d.volumes[..1]).unwrap_err().to_string();
+        assert!(err.contains("`demo_db_data` held this project's data but is missing"), "{err}");
+        let renamed = desired("other");
+        let err = check_missing(Some(&record), &renamed, &renamed.volumes).unwrap_err().to_string();
+        assert!(err.contains("created as project `demo`"), "{err}");
+    }
+}
