@@ -333,4 +333,25 @@ fn up_refuses_a_missing_data_volume_and_a_data_directory_of_another_major() {
     assert!(project.container_ids().is_empty(), "nothing was created: {:?}", project.container_ids());
     set_version("15");
     project.up();
+
+    // A restore interrupted once it refills the volumes: `up` refuses the half-restored data; a rerun finishes.
+    let archive = backup(&project, &[]);
+    project.ragctl(&["down"]).assert_status(0);
+    let mut child = project.ragctl_command(&["restore", archive.to_str().unwrap()]).spawn().unwrap();
+    let helpers = format!("label=org.ragctl.backup-helper={}", project.name);
+    await_condition("the restore's throwaway server", Duration::from_secs(60), || {
+        let ids = docker(&["ps", "-aq", "--filter", &helpers]);
+        if ids.trim().is_empty() { Err("none yet".to_string()) } else { Ok(()) }
+    });
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(docker(&["ps", "-aq", "--filter", &helpers]).trim(), "", "helpers removed on SIGINT");
+    let refused = project.ragctl(&["up"]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains("did not finish") && refused.stderr.contains("ragctl restore"),
+        "{}",
+        refused.stderr
+    );
+    project.ragctl(&["restore", archive.to_str().unwrap()]).assert_status(0);
 }

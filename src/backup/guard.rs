@@ -23,6 +23,10 @@ pub struct DataRecord {
     pub project: String,
     /// Their names in the stack (without the project prefix).
     pub volumes: Vec<String>,
+    /// Set while `restore` refills the volumes: the archive. A restore that did not finish leaves it, and `up`
+    /// refuses to start on half-restored data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restoring: Option<String>,
 }
 
 /// The record, if there is one.
@@ -44,12 +48,21 @@ pub fn record_of(desired: &Desired) -> DataRecord {
     DataRecord {
         project: desired.project.clone(),
         volumes: desired.volumes.iter().map(|v| v.name.strip_prefix(&prefix).unwrap_or(&v.name).to_string()).collect(),
+        restoring: None,
     }
 }
 
 /// Refuse to create anew a volume the record says held data.
 pub fn check_missing(record: Option<&DataRecord>, desired: &Desired, create: &[VolumeSpec]) -> Result<(), Error> {
     let Some(record) = record else { return Ok(()) };
+    if let Some(archive) = &record.restoring {
+        return Err(Error::Deploy {
+            message: format!("a restore of `{archive}` into this project did not finish: its data is incomplete"),
+            hint: Some(format!(
+                "run `ragctl restore {archive}` again, or pass --allow-empty-data to start on what is there"
+            )),
+        });
+    }
     let prefix = format!("{}_", desired.project);
     let missing: Vec<&str> = create
         .iter()
@@ -192,5 +205,8 @@ mod tests {
         let renamed = desired("other");
         let err = check_missing(Some(&record), &renamed, &renamed.volumes).unwrap_err().to_string();
         assert!(err.contains("created as project `demo`"), "{err}");
+        let unfinished = DataRecord { restoring: Some("b.tar.zst".into()), ..record };
+        let err = check_missing(Some(&unfinished), &d, &[]).unwrap_err().to_string();
+        assert!(err.contains("a restore of `b.tar.zst` into this project did not finish"), "{err}");
     }
 }

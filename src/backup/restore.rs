@@ -287,7 +287,9 @@ pub async fn restore_data(
             });
             continue;
         };
-        let binds = super::create::named_mounts(desired, spec).into_iter().map(|(_, full, m)| format!("{full}:{m}"));
+        // Every mount of the service, the rendered init scripts and configuration included (the caller rendered
+        // them), so the data directory is initialised exactly as `up` would.
+        let binds = spec.binds.iter().cloned();
         let helper = HelperContainer {
             name: format!("{project}-restore-{}-{}", spec.service, std::process::id()),
             image: spec.image.clone(),

@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backup::{self, RowCheck, archive, paused::Guard};
+use super::render::{FileStatus, status_of, write_rendered};
+use crate::backup::{self, RowCheck, archive, guard, paused::Guard};
 use crate::cli::{RestoreArgs, UpArgs};
 use crate::docker::DockerClient;
 use crate::env_vars::EnvSnapshot;
 use crate::error::{Error, exit};
 use crate::output::{Format, Output};
+use crate::render::{TemplateSource, render_stack};
 use crate::reporter::reporter;
 use crate::settings::{Overrides, Settings};
 
@@ -29,6 +31,12 @@ struct RestoreReport<'a> {
     tables_checked: usize,
     row_mismatches: Vec<RowCheck>,
     elapsed_ms: u64,
+}
+
+fn write_record(settings: &Settings, record: &guard::DataRecord) -> Result<(), Error> {
+    let path = settings.project_dir.join(guard::RECORD_FILE);
+    let text = serde_json::to_vec_pretty(record).map_err(|e| Error::config(format!("failed to encode JSON: {e}")))?;
+    crate::atomic_file::write_atomic(&path, &text, Some(0o644)).map_err(|e| Error::io("write", &path, e))
 }
 
 pub fn print_mismatches(out: &Output, mismatches: &[RowCheck]) {
@@ -124,6 +132,17 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Rest
     // The restored ragctl.yaml and .env decide the stack from here on.
     let settings = Settings::resolve(overrides, &EnvSnapshot::capture())?;
     let desired = super::backup::desired_state(&settings)?;
+    // The rendered files (init scripts, configuration) as `up` writes them: the throwaway server mounts them.
+    let (_, stack) = super::load_stack(&settings)?;
+    for f in render_stack(&stack, &settings, &TemplateSource::new(&settings.project_dir))? {
+        if status_of(&settings.project_dir.join(&f.path), &f) != FileStatus::Unchanged {
+            write_rendered(&settings.project_dir, &f)?;
+        }
+    }
+    // Until the data is complete, `up` refuses to start on it.
+    let mut record = guard::record_of(&desired);
+    record.restoring = Some(args.archive.display().to_string());
+    write_record(&settings, &record)?;
     let rep = reporter(settings.progress, settings.color);
     {
         let _lock = super::lock_project(&project, "restore", out)?;
@@ -146,6 +165,8 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Rest
         })?;
     }
     rep.finish();
+    record.restoring = None;
+    write_record(&settings, &record)?;
 
     // `up` narrates on stderr; its own report would be a second document on stdout.
     let quiet_up = Output { format: Format::Text, quiet: out.quiet.max(1), ..*out };
