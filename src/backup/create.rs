@@ -155,10 +155,20 @@ pub async fn create(
                 continue;
             }
             seen.push(short.clone());
-            let c = running(&containers, &spec.service)?;
+            running(&containers, &spec.service)?;
+            // Every running container that mounts the volume (api and worker share the app's storage) is paused.
+            let writers: Vec<&ObservedContainer> = containers
+                .iter()
+                .filter(|c| c.state == "running")
+                .filter(|c| {
+                    req.desired.containers.iter().any(|s| {
+                        s.service == c.service && named_mounts(req.desired, s).iter().any(|(_, f, _)| *f == full)
+                    })
+                })
+                .collect();
             let member_name = format!("volumes/{short}.tar");
             let mut member = Member::new(&writer, member_name.clone(), req.dir, reporter)?;
-            archive_volume(docker, guard, project, spec, c, &full, &mount, &mut |b| member.write(b)).await?;
+            archive_volume(docker, guard, project, spec, &writers, &full, &mount, &mut |b| member.write(b)).await?;
             member.finish(&mut writer, &mut members)?;
             volumes.push(VolumeEntry {
                 volume: short,
@@ -277,14 +287,15 @@ async fn redis_snapshot(docker: &DockerClient, c: &ObservedContainer) -> Result<
     Ok(format!("{}/{file}", dir.trim_end_matches('/')))
 }
 
-/// The volume's tar, read from a helper container that mounts it read-only while the service is paused.
+/// The volume's tar, read from a helper container that mounts it read-only while the services writing to it are
+/// paused.
 #[allow(clippy::too_many_arguments)]
 async fn archive_volume(
     docker: &DockerClient,
     guard: &Guard,
     project: &str,
     spec: &ContainerSpec,
-    c: &ObservedContainer,
+    writers: &[&ObservedContainer],
     full: &str,
     mount: &str,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
@@ -301,9 +312,13 @@ async fn archive_volume(
     };
     guard.helper(&helper.name)?;
     docker.create_helper(&helper).await?;
-    guard.pause(docker, &c.id, &c.name).await?;
+    for c in writers {
+        guard.pause(docker, &c.id, &c.name).await?;
+    }
     let copied = docker.archive_get(&helper.name, &helper.name, mount, sink).await;
-    guard.unpause(docker, &c.id, &c.name).await?;
+    for c in writers {
+        guard.unpause(docker, &c.id, &c.name).await?;
+    }
     guard.remove_helper(docker, &helper.name).await?;
     copied
 }

@@ -112,10 +112,12 @@ async fn replay(
     let mut archive = archive::open(path, identities)?;
     let entries = archive.entries().map_err(|e| bad(path, e.to_string()))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad(path, e.to_string()))?;
+        let entry = entry.map_err(|e| bad(path, e.to_string()))?;
         let name = entry.path().map_err(|e| bad(path, e.to_string()))?.display().to_string();
         let started = Instant::now();
         let size = entry.size();
+        let mut entry =
+            Progress { inner: entry, member: &name, reporter, bytes: 0, last: Instant::now(), last_bytes: 0 };
         if let Some((helper, dir)) = targets.volumes.get(&name) {
             docker.archive_put(helper, helper, dir, &mut entry).await?;
         } else if let Some(instance) = manifest.postgres.iter().find(|p| p.globals_member == name) {
@@ -138,6 +140,30 @@ async fn replay(
         });
     }
     Ok(())
+}
+
+/// Reports a member's bytes as they are read (a few times a second).
+struct Progress<'a, R> {
+    inner: R,
+    member: &'a str,
+    reporter: &'a dyn Reporter,
+    bytes: u64,
+    last: Instant,
+    last_bytes: u64,
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let since = self.last.elapsed();
+        if since >= std::time::Duration::from_millis(250) {
+            let rate = (self.bytes - self.last_bytes) * 1000 / (since.as_millis().max(1) as u64);
+            self.reporter.event(Event::Transfer { member: self.member.to_string(), bytes: self.bytes, rate });
+            (self.last, self.last_bytes) = (Instant::now(), self.bytes);
+        }
+        Ok(n)
+    }
 }
 
 /// A table whose row count differs from the manifest's.

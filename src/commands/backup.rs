@@ -116,6 +116,7 @@ fn create(settings: &Settings, out: &Output, args: &BackupArgs) -> Result<i32, E
     rep.finish();
     let manifest = manifest?;
     let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+    let dest = std::fs::canonicalize(&dest).unwrap_or(dest);
     let report = BackupReport {
         archive: &dest,
         size,
