@@ -272,7 +272,7 @@ fn an_encrypted_backup_needs_its_identity_and_a_full_disk_is_a_clear_error_leavi
 }
 
 #[test]
-fn up_refuses_a_missing_data_volume_and_a_data_directory_of_another_major() {
+fn up_refuses_missing_or_emptied_data_another_major_and_an_unfinished_restore() {
     if !require_docker() {
         return;
     }
@@ -333,6 +333,18 @@ fn up_refuses_a_missing_data_volume_and_a_data_directory_of_another_major() {
     assert!(project.container_ids().is_empty(), "nothing was created: {:?}", project.container_ids());
     set_version("15");
     project.up();
+
+    // The data directory emptied behind ragctl's back: refused, --allow-empty-data initialises it anew.
+    project.ragctl(&["down"]).assert_status(0);
+    docker(&["run", "--rm", "-v", &format!("{db_volume}:/d"), "ragctl-test/base:bookworm", "rm", "-rf", "/d/pgdata"]);
+    let refused = project.ragctl(&["up"]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains(&format!("`{db_volume}` held this project's data but its PostgreSQL data directory")),
+        "{}",
+        refused.stderr
+    );
+    project.ragctl(&["up", "--allow-empty-data"]).assert_status(0);
 
     // A restore interrupted once it refills the volumes: `up` refuses the half-restored data; a rerun finishes.
     let archive = backup(&project, &[]);

@@ -94,13 +94,16 @@ pub fn check_missing(record: Option<&DataRecord>, desired: &Desired, create: &[V
 /// PostgreSQL services whose data directory is checked against the image's major.
 const PG_SERVICES: [&str; 2] = ["db_postgres", "pgvector"];
 
-/// Refuse to start a PostgreSQL service on a data directory of another major than its image's. Only services
-/// that are not running and whose volume exists are looked at (a helper container reads `PG_VERSION`).
-pub async fn check_pg_major(
+/// Refuse to start a PostgreSQL service on a data directory of another major than its image's, or (unless
+/// `allow_empty`) on an empty one in a volume the record says held data. Only services that are not running and
+/// whose volume exists are looked at (a helper container reads `PG_VERSION`).
+pub async fn check_pg_data(
     docker: &DockerClient,
     desired: &Desired,
     containers: &[ObservedContainer],
     volumes: &[String],
+    record: Option<&DataRecord>,
+    allow_empty: bool,
 ) -> Result<(), Error> {
     for spec in desired.containers.iter().filter(|s| PG_SERVICES.contains(&s.service.as_str()) && s.number == 1) {
         if containers.iter().any(|c| c.service == spec.service && c.state == "running") {
@@ -121,6 +124,18 @@ pub async fn check_pg_major(
             continue;
         };
         let Some(data_major) = pg_version(docker, &desired.project, &spec.image, &full, &mount, &pgdata).await? else {
+            let prefix = format!("{}_", desired.project);
+            let held = record.is_some_and(|r| r.volumes.iter().any(|v| full.strip_prefix(&prefix) == Some(v)));
+            if held && !allow_empty {
+                return Err(Error::Deploy {
+                    message: format!(
+                        "the data volume `{full}` held this project's data but its PostgreSQL data directory ({pgdata}) is empty; nothing was started"
+                    ),
+                    hint: Some(
+                        "restore the data with `ragctl restore ARCHIVE` (`ragctl backup list` shows the archives), or pass --allow-empty-data to initialise an empty database".into(),
+                    ),
+                });
+            }
             continue;
         };
         if data_major != image_major {

@@ -118,7 +118,15 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         if !args.allow_empty_data {
             crate::backup::guard::check_missing(record.as_ref(), &desired, &plan.create_volumes)?;
         }
-        crate::backup::guard::check_pg_major(&docker, &desired, &observed.containers, &observed.volumes).await?;
+        crate::backup::guard::check_pg_data(
+            &docker,
+            &desired,
+            &observed.containers,
+            &observed.volumes,
+            record.as_ref(),
+            args.allow_empty_data,
+        )
+        .await?;
         preflight(&docker, &plan).await?;
         let actions = lines.iter().filter(|l| !l.starts_with("keep ")).count();
         rep.event(Event::PlanReady { actions });
