@@ -1,6 +1,6 @@
 //! No command that reads `.env` and talks to the Docker engine prints a secret value: `up`, `down`, `ps`,
-//! `logs`, `restart`, `doctor` and `db check`, each as text, as JSON and verbose, against a real stack (the local
-//! test images, see tests/images), with a wrong `DB_PASSWORD` among them so that the error paths are scanned
+//! `logs`, `restart`, `doctor`, `db check` and `backup`, each as text, as JSON and verbose, against a real stack
+//! (the local test images, see tests/images), with a wrong `DB_PASSWORD` among them so that the error paths are scanned
 //! too. The commands that need no engine (`init`, `render`, `env import`, `secret ...`) are scanned in
 //! tests/secret_cli.rs. `secret list --show` proves the scan can fail: it does print every value.
 //!
@@ -76,7 +76,7 @@ fn no_engine_command_prints_a_secret_value_as_text_json_or_verbose() {
 
     // The first `up` generates the secrets; the later ones find the stack deployed.
     scan.run_variants("up --progress plain", 0);
-    for command in ["ps", "logs", "logs --tail 5 redis", "restart", "doctor", "db check"] {
+    for command in ["ps", "logs", "logs --tail 5 redis", "restart", "doctor", "db check", "backup"] {
         scan.run_variants(command, 0);
     }
 
@@ -100,7 +100,7 @@ fn no_engine_command_prints_a_secret_value_as_text_json_or_verbose() {
     assert!(current.len() >= 3, "DB_PASSWORD, REDIS_PASSWORD and WEAVIATE_API_KEY at least: {current:?}");
     assert!(needles.contains(WRONG_DB_PASSWORD), "the wrong password was not collected");
     assert!(needles.iter().all(|n| n.len() >= 12), "a short needle would make the scan meaningless: {needles:?}");
-    assert_eq!(transcripts.len(), 3 * 7 + 3 * 2 + 2 + 3, "every command in every variant was scanned");
+    assert_eq!(transcripts.len(), 3 * 8 + 3 * 2 + 2 + 3, "every command in every variant was scanned");
     for (command, output) in &transcripts {
         for needle in &needles {
             assert!(

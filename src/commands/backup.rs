@@ -74,11 +74,20 @@ fn create(settings: &Settings, out: &Output, args: &BackupArgs) -> Result<i32, E
     let desired = desired_state(settings)?;
     let project = desired.project.clone();
     let (iso, compact) = archive::timestamps(SystemTime::now());
-    let file_name =
-        format!("{project}-{compact}{}{}", backup::EXTENSION, if recipients.is_empty() { "" } else { ".age" });
+    let extension = format!("{}{}", backup::EXTENSION, if recipients.is_empty() { "" } else { ".age" });
+    // The default name: the project and the UTC second, numbered when that second already has one.
+    let default_in = |dir: PathBuf| {
+        (1..)
+            .map(|n| match n {
+                1 => dir.join(format!("{project}-{compact}{extension}")),
+                n => dir.join(format!("{project}-{compact}-{n}{extension}")),
+            })
+            .find(|p| !p.exists())
+            .unwrap_or_default()
+    };
     let dest = match &args.output {
-        None => default_dir(settings)?.join(file_name),
-        Some(p) if p.is_dir() => p.join(file_name),
+        None => default_in(default_dir(settings)?),
+        Some(p) if p.is_dir() => default_in(p.clone()),
         Some(p) => p.clone(),
     };
     if dest.exists() {
