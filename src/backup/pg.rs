@@ -46,7 +46,10 @@ pub async fn query(
 
 pub async fn major(docker: &DockerClient, id: &str, name: &str, su: &Superuser) -> Result<u32, Error> {
     let lines = query(docker, id, name, su, &su.server_version_num()).await?;
-    lines.first().and_then(|l| dump::major_of(l)).ok_or_else(|| failed("reading server_version_num", name, "", 0))
+    lines
+        .first()
+        .and_then(|l| crate::postgres::major_of(l))
+        .ok_or_else(|| failed("reading server_version_num", name, "", 0))
 }
 
 pub async fn row_counts(
@@ -69,7 +72,7 @@ pub fn check_exit(what: &str, container: &str, exit: &crate::docker::StreamedExi
 }
 
 /// Start a server from `spec` and wait until it accepts connections over TCP (its final start, after the
-/// image's initialisation). Returns the container's id.
+/// image's initialisation, which runs a socket-only server first). Returns the container's id.
 pub async fn start_throwaway(docker: &DockerClient, spec: &HelperContainer, su: &Superuser) -> Result<String, Error> {
     let id = docker.create_helper(spec).await?;
     docker.start(&id, &spec.name).await?;
@@ -80,7 +83,11 @@ pub async fn start_throwaway(docker: &DockerClient, spec: &HelperContainer, su: 
             let log = docker.log_tail(&id, 20).await.join("\n");
             return Err(failed("the throwaway PostgreSQL", &spec.name, &log, status.exit_code));
         }
-        if docker.exec(&id, &spec.name, &dump::ready_argv(&su.user)).await? == 0 {
+        if docker
+            .exec(&id, &spec.name, &crate::postgres::probe::isready_argv(crate::postgres::PORT, &su.user, "postgres"))
+            .await?
+            == 0
+        {
             return Ok(id);
         }
         if started.elapsed() > READY_TIMEOUT {

@@ -23,14 +23,14 @@ pub async fn server_version(session: &mut Session<'_>) -> Result<ServerVersion, 
         .await?;
     let row = rows.into_iter().next().unwrap_or_default();
     let field = |i: usize| row.get(i).cloned().unwrap_or_default();
-    let num: u32 = field(2).trim().parse().map_err(|_| DbError::Query {
+    let major = crate::postgres::major_of(&field(2)).ok_or_else(|| DbError::Query {
         service: session.service.into(),
         what: "version",
         cause: format!("server_version_num is `{}`", field(2)),
     })?;
     // Distribution builds append their package version: `15.18 (Debian 15.18-0+deb12u1)`.
     let server_version = field(1).split_whitespace().next().unwrap_or_default().to_string();
-    Ok(ServerVersion { version: field(0), server_version, major: num / 10000 })
+    Ok(ServerVersion { version: field(0), server_version, major })
 }
 
 /// The image the instance runs, and the PostgreSQL major its tag names.

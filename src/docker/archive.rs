@@ -1,6 +1,7 @@
-//! Moving bytes in and out of containers without staging them there: a command's stdout streamed out, a stream
-//! fed to a command's stdin, a path's tar archive downloaded or extracted (the Engine's archive API), and
-//! pause/unpause. Every transfer goes chunk by chunk through a caller's sink or source: nothing is buffered whole.
+//! Moving bytes in and out of containers without staging them there: a stream fed to a command's stdin, a
+//! path's tar archive downloaded or extracted (the Engine's archive API), pause/unpause and helper containers.
+//! Every transfer goes chunk by chunk through a caller's sink or source: nothing is buffered whole. (A command's
+//! stdout streamed out is `exec_stream_out`, beside the other exec calls.)
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -14,20 +15,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use super::exec::{CHUNK, StreamedExit, exec_config, keep_tail};
 use super::{DockerClient, describe, docker_err};
 use crate::error::Error;
-
-/// Read from a source in chunks of this size (the Engine's own copy buffer is 32 KiB).
-const CHUNK: usize = 256 * 1024;
-/// How much of a command's stderr is kept for its error message.
-const STDERR_KEPT: usize = 16 * 1024;
-
-/// How a streamed command ended: its exit code and the tail of its stderr.
-#[derive(Debug, Clone)]
-pub struct StreamedExit {
-    pub exit_code: i64,
-    pub stderr: String,
-}
 
 /// A short-lived helper container: one image, volumes mounted, a command (or none: created, never started,
 /// only to reach a volume through the archive API).
@@ -43,53 +33,7 @@ pub struct HelperContainer {
     pub labels: BTreeMap<String, String>,
 }
 
-fn keep_tail(buf: &mut Vec<u8>, more: &[u8]) {
-    buf.extend_from_slice(more);
-    if buf.len() > STDERR_KEPT {
-        buf.drain(..buf.len() - STDERR_KEPT);
-    }
-}
-
 impl DockerClient {
-    /// Run `cmd` in the container, handing each chunk of its stdout to `sink` as it arrives. A sink error stops
-    /// the transfer and is returned as is.
-    pub async fn exec_stream_out(
-        &self,
-        id: &str,
-        name: &str,
-        cmd: &[String],
-        env: &[String],
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
-    ) -> Result<StreamedExit, Error> {
-        let config = bollard::models::ExecConfig {
-            cmd: Some(cmd.to_vec()),
-            env: (!env.is_empty()).then(|| env.to_vec()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
-        let opts = StartExecOptions { detach: false, tty: false, output_capacity: Some(CHUNK) };
-        let mut stderr = Vec::new();
-        match self.inner.start_exec(&exec.id, Some(opts)).await.map_err(docker_err("exec in container", name))? {
-            StartExecResults::Attached { mut output, .. } => {
-                while let Some(chunk) = output.next().await {
-                    match chunk.map_err(docker_err("read exec output of", name))? {
-                        bollard::container::LogOutput::StdErr { message } => keep_tail(&mut stderr, &message),
-                        bollard::container::LogOutput::StdOut { message } => sink(&message)?,
-                        _ => {}
-                    }
-                }
-            }
-            StartExecResults::Detached => {}
-        }
-        let inspect = self.inner.inspect_exec(&exec.id).await.map_err(docker_err("exec in container", name))?;
-        Ok(StreamedExit {
-            exit_code: inspect.exit_code.unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
-    }
-
     /// Run `cmd` in the container with `source` streamed to its stdin (closed at the source's end); its output
     /// (stdout and stderr) is kept, tail only, for the error message.
     pub async fn exec_stream_in(
@@ -100,15 +44,11 @@ impl DockerClient {
         env: &[String],
         source: &mut dyn Read,
     ) -> Result<StreamedExit, Error> {
-        let config = bollard::models::ExecConfig {
-            cmd: Some(cmd.to_vec()),
-            env: (!env.is_empty()).then(|| env.to_vec()),
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let exec = self.inner.create_exec(id, config).await.map_err(docker_err("exec in container", name))?;
+        let exec = self
+            .inner
+            .create_exec(id, exec_config(cmd, env, true))
+            .await
+            .map_err(docker_err("exec in container", name))?;
         let opts = StartExecOptions { detach: false, tty: false, output_capacity: Some(CHUNK) };
         let mut text = Vec::new();
         if let StartExecResults::Attached { mut output, mut input } =
@@ -252,11 +192,5 @@ impl DockerClient {
                 (c.id.unwrap_or_default(), name)
             })
             .collect())
-    }
-
-    /// The image's content id (`sha256:…`) and its labels.
-    pub async fn image_id(&self, image: &str) -> Result<String, Error> {
-        let i = self.inner.inspect_image(image).await.map_err(docker_err("inspect image", image))?;
-        Ok(i.id.unwrap_or_default())
     }
 }

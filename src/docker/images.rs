@@ -29,4 +29,10 @@ impl DockerClient {
         }
         Ok(())
     }
+
+    /// The image's content id (`sha256:…`).
+    pub async fn image_id(&self, image: &str) -> Result<String, Error> {
+        let i = self.inner.inspect_image(image).await.map_err(docker_err("inspect image", image))?;
+        Ok(i.id.unwrap_or_default())
+    }
 }

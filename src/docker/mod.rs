@@ -20,9 +20,9 @@ use bollard::Docker;
 
 use crate::error::Error;
 
-pub use archive::{HelperContainer, StreamedExit};
+pub use archive::HelperContainer;
 pub use containers::{ContainerCreate, ContainerStatus, HealthCheck, ObservedContainer, PublishedPort};
-pub use exec::ExecOutput;
+pub use exec::{ExecOutput, StreamedExit};
 pub use swarm::{
     MountKind, ObservedSwarmNetwork, ObservedSwarmService, ObservedTask, RestartCondition, SecretMount, ServiceCreate,
     ServicePort, SwarmMount, UpdateOrder,

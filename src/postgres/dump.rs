@@ -90,21 +90,9 @@ const ROW_COUNTS_SQL: &str = "select format('%s.%s', n.nspname, c.relname) || ch
      where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') \
      and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%' order by 1";
 
-/// `pg_isready` over TCP to the container's loopback: the image's initialisation runs a socket-only server
-/// first, so only the final server answers here.
-pub fn ready_argv(user: &str) -> Vec<String> {
-    ["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", "postgres"].map(str::to_string).to_vec()
-}
-
 /// The lines psql printed with `-A -t`, empty ones dropped.
 pub fn lines(stdout: &str) -> Vec<String> {
     stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
-}
-
-/// The major of a `server_version_num` (150018 → 15; 90624, i.e. 9.6, → 9).
-pub fn major_of(version_num: &str) -> Option<u32> {
-    let n: u32 = version_num.trim().parse().ok()?;
-    Some(n / 10_000)
 }
 
 /// The output of [`Superuser::row_counts`] as table → rows.
@@ -136,9 +124,9 @@ mod tests {
 
     #[test]
     fn majors_and_row_counts_are_read() {
-        assert_eq!(major_of("150018\n"), Some(15));
-        assert_eq!(major_of("90624"), Some(9));
-        assert_eq!(major_of("x"), None);
+        assert_eq!(crate::postgres::major_of("150018\n"), Some(15));
+        assert_eq!(crate::postgres::major_of("90624"), Some(9));
+        assert_eq!(crate::postgres::major_of("x"), None);
         let counts = parse_row_counts("public.a\t10000\n\npublic.b c\t0\n").unwrap();
         assert_eq!(counts, BTreeMap::from([("public.a".into(), 10000), ("public.b c".into(), 0)]));
         assert!(parse_row_counts("nonsense").is_err());

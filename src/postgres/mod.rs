@@ -33,3 +33,9 @@ pub enum Failure {
     Other(String),
 }
 pub mod dump;
+
+/// The major of a `server_version_num` (150018 → 15; 90624, i.e. 9.6, → 9).
+pub fn major_of(version_num: &str) -> Option<u32> {
+    let n: u32 = version_num.trim().parse().ok()?;
+    Some(n / 10_000)
+}
