@@ -9,7 +9,8 @@
 #   ragctl-test/redis:7               redis-server (Debian's 7.0)
 #   ragctl-test/nginx:1               nginx-light, foreground
 #   ragctl-test/weaviate-standin:1    TEST STAND-IN, not Weaviate
-#   ragctl-test/app-standin:1         TEST STAND-IN for the Dify api/worker/web images
+#   ragctl-test/app-standin:1         TEST STAND-IN for the Dify api/worker/web/sandbox/plugin_daemon images
+#   ragctl-test/squid:5               Debian squid, laid out like ubuntu/squid (ssrf_proxy)
 #
 # Each image carries LABEL org.ragctl.recipe=<sha256 of its recipe>; an image
 # whose label matches the current recipe is not rebuilt. The root filesystem
@@ -34,6 +35,7 @@ CHILDREN=(
   "nginx ragctl-test/nginx:1"
   "weaviate-standin ragctl-test/weaviate-standin:1"
   "app-standin ragctl-test/app-standin:1"
+  "squid ragctl-test/squid:5"
 )
 
 # The engine is 20.10; use the classic builder (no buildx/BuildKit needed).

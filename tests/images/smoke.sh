@@ -112,13 +112,31 @@ if grep -q '"version": "1.27.0"' <<<"$meta"; then ok "weaviate-standin: /v1/meta
 if (exec 3<>"/dev/tcp/127.0.0.1/$gp"); then ok "weaviate-standin: gRPC placeholder accepts on 50051"; else fail "weaviate-standin: gRPC placeholder accepts on 50051"; fi
 
 # --- app stand-in -----------------------------------------------------------------
-run api -p 127.0.0.1::5001 ragctl-test/app-standin:1
+run api -p 127.0.0.1::5001 -p 127.0.0.1::3000 -p 127.0.0.1::5002 -p 127.0.0.1::8194 ragctl-test/app-standin:1
 run worker -e MODE=worker ragctl-test/app-standin:1
 ap="$(port api 5001)"
 wait_for 20 curl -fsS "http://127.0.0.1:$ap/health" || fail "app stand-in not up"
 ok "app-standin: /health -> $(curl -fsS "http://127.0.0.1:$ap/health")"
+for p in 3000 5002 8194; do
+  hp="$(port api "$p")"
+  if curl -fsS "http://127.0.0.1:$hp/health/check" >/dev/null; then ok "app-standin: answers on $p"; else fail "app-standin: answers on $p"; fi
+done
+if curl -fsS -X POST --data-binary 'hello' "http://127.0.0.1:$ap/v1/echo" | grep -q '"body_length": 5'; then ok "app-standin: echo"; else fail "app-standin: echo"; fi
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ap/status/503")" = 503 ]; then ok "app-standin: /status/503"; else fail "app-standin: /status/503"; fi
 sleep 1
 if [ "$(docker inspect -f '{{.State.Running}}' "$tag-worker")" = true ]; then ok "app-standin: MODE=worker stays up"; else fail "app-standin: MODE=worker stays up"; fi
+if docker exec "$tag-worker" sh -c "tr '\\0' ' ' < /proc/1/cmdline | grep -q 'celery.* worker'"; then ok "app-standin: worker's PID 1 reads as celery worker"; else fail "app-standin: worker's PID 1 reads as celery worker"; fi
 t=$(now); docker stop "$tag-worker" "$tag-api" "$tag-weaviate" >/dev/null; ok "stand-ins: docker stop (3) in $(since "$t") s"
+
+# --- squid ---------------------------------------------------------------------------
+squid_conf="$(mktemp -d)"
+printf 'http_port 3128\nacl localnet src 0.0.0.0/0\nhttp_access allow localnet\nhttp_access deny all\n' >"$squid_conf/squid.conf"
+chmod 0755 "$squid_conf"; chmod 0644 "$squid_conf/squid.conf"
+if docker run --rm -v "$squid_conf/squid.conf:/etc/squid/squid.conf:ro" ragctl-test/squid:5 -k parse -f /etc/squid/squid.conf >/dev/null 2>&1; then ok "squid: -k parse"; else fail "squid: -k parse"; fi
+run squid -p 127.0.0.1::3128 -v "$squid_conf/squid.conf:/etc/squid/squid.conf:ro" ragctl-test/squid:5
+sp="$(port squid 3128)"
+wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$sp" || fail "squid not listening"
+ok "squid: listening on 3128"
+docker stop "$tag-squid" >/dev/null; rm -rf "$squid_conf"
 
 echo "all image contract checks passed"

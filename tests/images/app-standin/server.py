@@ -2,12 +2,17 @@
 NOT DIFY.
 
 MODE=api (default) or web, or anything else not listed below:
-    HTTP server on env PORT (default 5001):
-      GET /health -> 200 {"status": "ok", ...}
-      GET /       -> 200 JSON describing the stand-in
-      otherwise   -> 404 JSON
+    HTTP server on env PORT, or when PORT is unset on every port a Dify service
+    listens on (api 5001, web 3000, plugin_daemon 5002 and 5003, sandbox 8194),
+    so one image stands in for all of them:
+      GET /health, /health/check -> 200 {"status": "ok", ...}
+      GET /slow?ms=N             -> 200 after N milliseconds (at most 60000)
+      GET /status/N              -> answers with status N
+      any method, any other path -> 200 JSON echo: method, path, port,
+                                    headers, body length (POST/PUT bodies read)
 MODE=worker or beat:
-    no server; stays alive until SIGTERM/SIGINT (like a Celery worker would).
+    no server; stays alive until SIGTERM/SIGINT. PID 1's command line reads
+    "... celery worker" / "... celery beat", as the profiles' healthchecks expect.
 """
 
 import json
@@ -15,10 +20,13 @@ import os
 import signal
 import sys
 import threading
+import time
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODE = os.environ.get("MODE", "api")
-PORT = int(os.environ.get("PORT", "5001"))
+DIFY_PORTS = (5001, 3000, 5002, 5003, 8194)
+PORTS = (int(os.environ["PORT"]),) if os.environ.get("PORT") else DIFY_PORTS
 VERSION = os.environ.get("APP_STANDIN_VERSION", "0.0.0-standin")
 
 
@@ -38,16 +46,36 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def do_GET(self):
-        path = self.path.split("?", 1)[0]
-        if path == "/health":
-            self.send_json(200, {"status": "ok", "mode": MODE, "version": VERSION, "pid": os.getpid()})
-        elif path == "/":
-            self.send_json(200, {"standin": "ragctl-test/app-standin", "not": "dify", "mode": MODE})
-        else:
-            self.send_json(404, {"code": "not_found", "message": "not found (app test stand-in)"})
+    def read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        return length
 
-    do_HEAD = do_GET
+    def handle_any(self):
+        url = urlsplit(self.path)
+        path = url.path
+        body = self.read_body() if self.command in ("POST", "PUT", "PATCH") else 0
+        if path in ("/health", "/health/check"):
+            self.send_json(200, {"status": "ok", "mode": MODE, "version": VERSION, "pid": os.getpid()})
+        elif path == "/slow":
+            ms = min(int(parse_qs(url.query).get("ms", ["1000"])[0]), 60000)
+            time.sleep(ms / 1000.0)
+            self.send_json(200, {"slept_ms": ms})
+        elif path.startswith("/status/"):
+            self.send_json(int(path.rsplit("/", 1)[1]), {"status": path.rsplit("/", 1)[1]})
+        else:
+            self.send_json(200, {
+                "standin": "ragctl-test/app-standin", "not": "dify", "mode": MODE,
+                "method": self.command, "path": self.path, "port": self.server.server_address[1],
+                "headers": {k.lower(): v for k, v in self.headers.items()}, "body_length": body,
+            })
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
 def main():
@@ -56,14 +84,22 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
     if MODE in ("worker", "beat"):
+        if "celery" not in sys.argv[1:]:
+            # Re-exec so that /proc/1/cmdline names the role the way a Celery process does.
+            os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), "celery", MODE])
         sys.stderr.write("app-standin (TEST STAND-IN, NOT DIFY) mode=%s: idle\n" % MODE)
         while not stop.wait(3600):
             pass
         return
-    httpd = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
-    httpd.daemon_threads = True
-    sys.stderr.write("app-standin (TEST STAND-IN, NOT DIFY) mode=%s listening on :%d\n" % (MODE, PORT))
-    httpd.serve_forever()
+    servers = []
+    for port in PORTS:
+        httpd = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+        httpd.daemon_threads = True
+        servers.append(httpd)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    sys.stderr.write("app-standin (TEST STAND-IN, NOT DIFY) mode=%s listening on %s\n"
+                     % (MODE, ", ".join(":%d" % p for p in PORTS)))
+    stop.wait()
 
 
 if __name__ == "__main__":
