@@ -14,6 +14,7 @@ pub const RAGCTL_ENV_FILE: &str = "RAGCTL_ENV_FILE";
 pub const RAGCTL_FORMAT: &str = "RAGCTL_FORMAT";
 pub const RAGCTL_SHAPE: &str = "RAGCTL_SHAPE";
 pub const RAGCTL_REGISTRY: &str = "RAGCTL_REGISTRY";
+pub const RAGCTL_RELEASE: &str = "RAGCTL_RELEASE";
 /// Prefix of per-service image overrides: `RAGCTL_IMAGE_<SERVICE>` (service upper-cased, `-` → `_`).
 pub const RAGCTL_IMAGE_PREFIX: &str = "RAGCTL_IMAGE_";
 pub const RAGCTL_YES: &str = "RAGCTL_YES";

@@ -25,6 +25,7 @@ pub mod profile;
 pub mod project_file;
 pub mod project_lock;
 pub mod ready_cache;
+pub mod release;
 pub mod render;
 pub mod reporter;
 pub mod secrets;

@@ -47,6 +47,9 @@ pub struct ProjectFile {
     pub resources: IndexMap<String, Resources>,
     #[serde(default)]
     pub tls: Option<TlsFile>,
+    /// The Dify release to deploy (`ragctl releases` lists them); default: the newest.
+    #[serde(default)]
+    pub release: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -71,6 +71,9 @@ pub struct Settings {
     pub replicas: IndexMap<String, u32>,
     pub resources: IndexMap<String, Resources>,
     pub tls: TlsSettings,
+    /// The Dify release deployed (a name of [`crate::release::all`]): `RAGCTL_RELEASE` > `ragctl.yaml`
+    /// `release:` > the newest embedded one.
+    pub release: String,
     pub quiet: u8,
     pub verbose: u8,
     pub color: bool,
@@ -104,6 +107,8 @@ impl Settings {
         }
         match ProjectFile::load(&project_dir)? {
             Some((file, source)) => Ok(Settings {
+                // Checked here first so that a refusal points at the line and column in ragctl.yaml.
+                release: resolve_release(env, &file, Some(&source))?,
                 project_file_source: Some(source),
                 ..Settings::resolve_with(flags, env, project_dir, file)?
             }),
@@ -198,6 +203,8 @@ impl Settings {
             key: tls_file.key.unwrap_or_else(|| "privkey.pem".into()),
         };
 
+        let release = resolve_release(env, &file, None)?;
+
         let color = !flags.no_color
             && env.get(ev::NO_COLOR).is_none()
             && env.get(ev::RAGCTL_NO_COLOR).is_none()
@@ -250,6 +257,7 @@ impl Settings {
             replicas: file.replicas.clone(),
             resources: file.resources.clone(),
             tls,
+            release,
             quiet,
             verbose,
             color,
@@ -276,6 +284,36 @@ impl Settings {
             Some(source) => source.key(path),
             None => crate::error::SourceLocation::file(crate::project_file::FILE_NAME),
         }
+    }
+}
+
+/// `RAGCTL_RELEASE` > `ragctl.yaml` `release:` > the newest embedded release; an unknown name is refused, naming
+/// where it came from and listing the known ones.
+fn resolve_release(env: &EnvSnapshot, file: &ProjectFile, source: Option<&Source>) -> Result<String, Error> {
+    let known = || crate::release::names().join(", ");
+    let hint = || format!("known releases (`ragctl releases`): {}", known());
+    if let Some(name) = env.get(ev::RAGCTL_RELEASE) {
+        return match crate::release::get(name) {
+            Some(r) => Ok(r.release.clone()),
+            None => Err(Error::config_hint(format!("unknown release `{name}` in {}", ev::RAGCTL_RELEASE), hint())),
+        };
+    }
+    if let Some(name) = &file.release {
+        return match crate::release::get(name) {
+            Some(r) => Ok(r.release.clone()),
+            None => Err(Error::Invalid {
+                location: match source {
+                    Some(s) => s.key(&["release"]),
+                    None => crate::error::SourceLocation::file(crate::project_file::FILE_NAME),
+                },
+                message: format!("unknown release `{name}`"),
+                hint: hint(),
+            }),
+        };
+    }
+    match crate::release::newest() {
+        Some(r) => Ok(r.release.clone()),
+        None => Err(Error::config("no Dify release is embedded in this build")),
     }
 }
 
@@ -403,6 +441,27 @@ mod tests {
         assert_eq!(s.shape, Shape::Full);
         let flags = Overrides { shape: Some(Shape::Middleware), ..Default::default() };
         assert_eq!(resolve(flags, &[("RAGCTL_SHAPE", "full")], "").unwrap().shape, Shape::Middleware);
+    }
+
+    #[test]
+    fn release_defaults_to_the_newest_and_unknown_ones_are_refused_with_the_known_list() {
+        assert_eq!(resolve(Overrides::default(), &[], "").unwrap().release, "1.13.3");
+        let s = resolve(Overrides::default(), &[], "release: 1.10.1-fix.1\n").unwrap();
+        assert_eq!(s.release, "1.10.1-fix.1");
+        let s = resolve(Overrides::default(), &[("RAGCTL_RELEASE", "1.13.3")], "release: 1.10.1-fix.1\n").unwrap();
+        assert_eq!(s.release, "1.13.3");
+        let err = resolve(Overrides::default(), &[("RAGCTL_RELEASE", "0.1")], "").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("RAGCTL_RELEASE"), "{err}");
+        assert!(err.hint().unwrap().contains("1.10.1-fix.1, 1.13.3"), "{:?}", err.hint());
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ragctl.yaml"), "shape: full\nrelease: \"1.2\"\n").unwrap();
+        let flags = Overrides { project_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+        let err = Settings::resolve(&flags, &EnvSnapshot::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = format!("{err:?}");
+        assert!(text.contains("line: Some(2), column: Some(1)"), "{text}");
     }
 
     #[test]

@@ -161,6 +161,7 @@ impl Stack {
             }
         }
 
+        apply_release(&mut services, settings, &profiles)?;
         check_dependencies(&services, catalog)?;
         apply_settings_overrides(&mut services, settings)?;
 
@@ -474,6 +475,42 @@ fn check_port_keys(settings: &Settings, catalog: &Catalog) -> Result<(), Error> 
             })
         }
     }
+}
+
+/// The selected release's images of Dify's own services, and for every service Dify's compose also runs (matched
+/// by name, whichever profile defines it) the environment Dify gives it, in Dify's order. The profile's own entries
+/// win where ragctl deliberately differs (`release::DIFFERENCES`); a variable that is one of the stack's secrets is
+/// required (`${VAR:?...}`) rather than defaulting to Dify's public value.
+fn apply_release(services: &mut IndexMap<String, Service>, settings: &Settings, profiles: &[&Profile]) -> Result<(), Error> {
+    let release = crate::release::get(&settings.release).ok_or_else(|| {
+        Error::config_hint(
+            format!("unknown release `{}`", settings.release),
+            format!("known releases: {}", crate::release::names().join(", ")),
+        )
+    })?;
+    let secrets: BTreeSet<&str> = profiles.iter().flat_map(|p| p.secrets.iter().map(|s| s.name.as_str())).collect();
+    let is_secret = |v: &str| secrets.contains(v);
+    for svc in services.values_mut() {
+        if crate::release::DIFY_SERVICES.contains(&svc.name.as_str())
+            && let Some(image) = release.image(&svc.name)
+        {
+            svc.image = image.to_string();
+        }
+        let Some(env) = release.service_env(&svc.name) else { continue };
+        let omitted = |key: &str| {
+            crate::release::difference(&svc.name, key).is_some_and(|d| d.kind == crate::release::DifferenceKind::Omitted)
+        };
+        let mut merged: IndexMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| !omitted(k))
+            .map(|(k, v)| (k.clone(), v.compose_text(k, &is_secret)))
+            .collect();
+        for (k, v) in std::mem::take(&mut svc.environment) {
+            merged.insert(k, v);
+        }
+        svc.environment = merged;
+    }
+    Ok(())
 }
 
 fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: &Settings) -> Result<(), Error> {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("base", &["error", "dotenv", "output", "reporter", "atomic_file", "byte_size"]),
     ("seam", &["docker", "postgres", "net", "env_vars", "env_file", "project_lock", "port_holder", "ready_cache"]),
-    ("model", &["profile", "catalog", "project_file", "settings", "stack", "secrets", "render"]),
+    ("model", &["profile", "catalog", "project_file", "settings", "stack", "secrets", "render", "release"]),
     ("capability", &["engine", "swarm", "kubernetes", "doctor", "db", "backup"]),
     ("cli", &["cli"]),
     ("commands", &["commands"]),
