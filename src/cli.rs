@@ -157,6 +157,8 @@ pub enum Command {
     Render(RenderArgs),
     /// List the available profiles with their services and secrets
     Profiles,
+    /// List the Dify releases this build deploys: images, .env keys, required steps, the selected one
+    Releases,
     /// Generate, list and check the secrets in .env
     #[command(subcommand)]
     Secret(SecretCommand),

@@ -34,6 +34,9 @@ pub struct ReleaseService {
     pub shared_env: bool,
     #[serde(default)]
     pub environment: IndexMap<String, EnvValue>,
+    /// Compose's `command` as Dify writes it (text or a list), for the settings it passes as flags.
+    #[serde(default)]
+    pub command: Option<serde_json::Value>,
 }
 
 /// One environment entry of Dify's compose: `${var:-default}`, a fixed `value`, or a `template` of compose text.
@@ -238,6 +241,17 @@ pub const DIFFERENCES: &[Difference] = &[
     ),
     diff("weaviate", "AUTHENTICATION_APIKEY_ENABLED", Fixed, "fixed `true`: weaviate never answers without an API key"),
     diff("weaviate", "AUTHORIZATION_ADMINLIST_ENABLED", Fixed, "fixed `true`: only the listed users administer"),
+];
+
+/// Services whose image ragctl pins instead of taking the release's (`images:` / RAGCTL_IMAGE_<SVC> still
+/// override them): service, why.
+pub const IMAGE_DIFFERENCES: &[(&str, &str)] = &[
+    ("redis", "`redis:7-alpine` instead of Dify's 6: a supported major with the same commands and data format"),
+    ("nginx", "`nginx:1.27-alpine` instead of `nginx:latest`: a fixed version, so a pull never changes it"),
+    (
+        "ssrf_proxy",
+        "a fixed `ubuntu/squid` tag instead of `latest`, with ragctl's own squid.conf (no templated entrypoint)",
+    ),
 ];
 
 /// The listed difference for `service` / `key`, if any.

@@ -115,6 +115,28 @@ fn differences(r: &Release, variant: u64) -> Vec<Found> {
             }
         }
     }
+    // Settings Dify passes as command-line flags (PostgreSQL's `-c work_mem=...`) reach the same flags.
+    for service in desired.services() {
+        let Some(command) = r.services.get(service).and_then(|s| s.command.as_ref()) else { continue };
+        let text = match command {
+            serde_json::Value::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        let actual = desired.replicas(service).next().unwrap().cmd.clone().unwrap_or_default().join(" ");
+        let tokens = text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == ',' || c == '[' || c == ']');
+        for token in tokens.filter(|t| t.contains("${")) {
+            let lookup = |name: &str| env.get(name).cloned();
+            let expected = ragctl::engine::interpolate::interpolate(token, &lookup).expect("command interpolates");
+            if !actual.split(' ').any(|a| a == expected) {
+                found.push(Found {
+                    service: service.to_string(),
+                    key: token.to_string(),
+                    kind: DifferenceKind::Omitted,
+                    detail: format!("Dify's command passes `{expected}`, ragctl's is `{actual}`"),
+                });
+            }
+        }
+    }
     assert!(compared >= 10, "the full shape runs Dify's services; compared only {compared}");
     found
 }
@@ -149,6 +171,34 @@ fn every_setting_reaches_its_service_except_the_listed_differences() {
         .map(|d| format!("{} {}", d.service, d.key))
         .collect();
     assert!(stale.is_empty(), "listed differences that no longer occur: {stale:?}");
+}
+
+/// Dify's own services run the release's images; every other service Dify also runs either uses the release's
+/// image or is one of the listed pins.
+#[test]
+fn images_come_from_the_release_or_are_listed_pins() {
+    for r in release::all() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("shape: full\nprofiles: [app, weaviate]\nrelease: \"{}\"\n", r.release);
+        let file = ProjectFile::parse("ragctl.yaml", &text).unwrap();
+        let settings =
+            Settings::resolve_with(&Overrides::default(), &EnvSnapshot::default(), dir.path().into(), file).unwrap();
+        let stack = Stack::build(&settings, &Catalog::embedded().unwrap()).unwrap();
+        for svc in stack.services.values() {
+            let Some(dify) = r.image(&svc.name) else { continue };
+            if release::DIFY_SERVICES.contains(&svc.name.as_str()) {
+                assert_eq!(svc.image, dify, "{} {}", r.release, svc.name);
+            } else if svc.image != dify {
+                assert!(
+                    release::IMAGE_DIFFERENCES.iter().any(|(s, _)| *s == svc.name),
+                    "{} {}: `{}` instead of Dify's `{dify}` is not listed",
+                    r.release,
+                    svc.name,
+                    svc.image
+                );
+            }
+        }
+    }
 }
 
 /// The check above can fail: a stack built without the release's environment would differ on hundreds of keys.

@@ -11,6 +11,7 @@ mod init;
 mod logs;
 mod profiles;
 mod ps;
+mod releases;
 mod render;
 mod restart;
 mod restore;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Init(args) => init::run(&settings, &out, &overrides, args),
         Command::Render(args) => render::run(&settings, &out, args),
         Command::Profiles => profiles::run(&settings, &out),
+        Command::Releases => releases::run(&settings, &out),
         Command::Secret(cmd) => secret::run(&settings, &out, cmd),
         Command::Env(crate::cli::EnvCommand::Import { path, overwrite }) => {
             env_import::run(&settings, &out, path, *overwrite)
