@@ -213,3 +213,31 @@ fn a_value_the_env_sets_differs_from_the_default_for_every_key() {
         }
     }
 }
+
+/// README's "Differences from Dify's compose" tables are the lists in `release` (service and key; service and image).
+#[test]
+fn readme_lists_exactly_the_differences() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### Differences from Dify's compose").nth(1).expect("README has the section");
+    let section = section.split("\n## ").next().unwrap();
+    let cells = |line: &str| -> Vec<String> {
+        line.trim().trim_matches('|').split('|').map(|c| c.trim().trim_matches('`').to_string()).collect()
+    };
+    let rows: Vec<Vec<String>> =
+        section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| service")).map(cells).collect();
+    let mut keys: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r.len() == 3)
+        .map(|r| (if r[0] == "every service" { "*".to_string() } else { r[0].clone() }, r[1].clone()))
+        .collect();
+    let mut listed: Vec<(String, String)> =
+        release::DIFFERENCES.iter().map(|d| (d.service.to_string(), d.key.to_string())).collect();
+    keys.sort();
+    listed.sort();
+    assert_eq!(keys, listed, "README's differences table and release::DIFFERENCES disagree");
+    let mut images: Vec<String> = rows.iter().filter(|r| r.len() == 2).map(|r| r[0].clone()).collect();
+    let mut pinned: Vec<String> = release::IMAGE_DIFFERENCES.iter().map(|(s, _)| s.to_string()).collect();
+    images.sort();
+    pinned.sort();
+    assert_eq!(images, pinned, "README's image table and release::IMAGE_DIFFERENCES disagree");
+}
