@@ -102,9 +102,11 @@ impl Release {
     /// service's environment).
     pub fn knows_key(&self, key: &str) -> bool {
         self.dotenv.contains_key(key)
-            || self.shared_env.iter().chain(self.services.values().flat_map(|s| s.environment.iter())).any(
-                |(k, v)| v.variable(k) == Some(key) || v.template.as_deref().is_some_and(|t| references(t, key)),
-            )
+            || self
+                .shared_env
+                .iter()
+                .chain(self.services.values().flat_map(|s| s.environment.iter()))
+                .any(|(k, v)| v.variable(k) == Some(key) || v.template.as_deref().is_some_and(|t| references(t, key)))
     }
 }
 
@@ -212,7 +214,12 @@ use DifferenceKind::Fixed;
 pub const DIFFERENCES: &[Difference] = &[
     diff("worker", "MIGRATION_ENABLED", Fixed, "fixed `false`: only api migrates, workers must not race it"),
     diff("worker_beat", "MIGRATION_ENABLED", Fixed, "fixed `false`: only api migrates"),
-    diff("db_postgres", "PGDATA", Fixed, "fixed: the data directory must stay where ragctl's volume and backups expect it"),
+    diff(
+        "db_postgres",
+        "PGDATA",
+        Fixed,
+        "fixed: the data directory must stay where ragctl's volume and backups expect it",
+    ),
     diff("weaviate", "PERSISTENCE_DATA_PATH", Fixed, "fixed `/var/lib/weaviate`: the volume is mounted there"),
     diff("web", "PM2_INSTANCES", Fixed, "fixed `1`: replicas scale out, one Node process per container"),
     diff("web", "NEXT_TELEMETRY_DISABLED", Fixed, "fixed `1`: no telemetry from the web front end"),

@@ -481,7 +481,11 @@ fn check_port_keys(settings: &Settings, catalog: &Catalog) -> Result<(), Error> 
 /// by name, whichever profile defines it) the environment Dify gives it, in Dify's order. The profile's own entries
 /// win where ragctl deliberately differs (`release::DIFFERENCES`); a variable that is one of the stack's secrets is
 /// required (`${VAR:?...}`) rather than defaulting to Dify's public value.
-fn apply_release(services: &mut IndexMap<String, Service>, settings: &Settings, profiles: &[&Profile]) -> Result<(), Error> {
+fn apply_release(
+    services: &mut IndexMap<String, Service>,
+    settings: &Settings,
+    profiles: &[&Profile],
+) -> Result<(), Error> {
     let release = crate::release::get(&settings.release).ok_or_else(|| {
         Error::config_hint(
             format!("unknown release `{}`", settings.release),
@@ -498,13 +502,11 @@ fn apply_release(services: &mut IndexMap<String, Service>, settings: &Settings, 
         }
         let Some(env) = release.service_env(&svc.name) else { continue };
         let omitted = |key: &str| {
-            crate::release::difference(&svc.name, key).is_some_and(|d| d.kind == crate::release::DifferenceKind::Omitted)
+            crate::release::difference(&svc.name, key)
+                .is_some_and(|d| d.kind == crate::release::DifferenceKind::Omitted)
         };
-        let mut merged: IndexMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| !omitted(k))
-            .map(|(k, v)| (k.clone(), v.compose_text(k, &is_secret)))
-            .collect();
+        let mut merged: IndexMap<String, String> =
+            env.iter().filter(|(k, _)| !omitted(k)).map(|(k, v)| (k.clone(), v.compose_text(k, &is_secret))).collect();
         for (k, v) in std::mem::take(&mut svc.environment) {
             merged.insert(k, v);
         }

@@ -41,7 +41,8 @@ fn complete_env(r: &Release, variant: u64) -> BTreeMap<String, String> {
     let entries = r.shared_env.iter().chain(r.services.values().flat_map(|s| s.environment.iter()));
     for (key, value) in entries {
         if let Some(var) = value.variable(key) {
-            env.entry(var.to_string()).or_insert_with(|| non_default(var, value.default.as_deref().unwrap_or(""), variant));
+            env.entry(var.to_string())
+                .or_insert_with(|| non_default(var, value.default.as_deref().unwrap_or(""), variant));
         }
     }
     env
@@ -73,9 +74,13 @@ struct Found {
 
 fn differences(r: &Release, variant: u64) -> Vec<Found> {
     let dir = tempfile::tempdir().unwrap();
-    let file = ProjectFile::parse("ragctl.yaml", &format!("shape: full\nprofiles: [app, weaviate]\nrelease: \"{}\"\n", r.release))
-        .unwrap();
-    let settings = Settings::resolve_with(&Overrides::default(), &EnvSnapshot::default(), dir.path().into(), file).unwrap();
+    let file = ProjectFile::parse(
+        "ragctl.yaml",
+        &format!("shape: full\nprofiles: [app, weaviate]\nrelease: \"{}\"\n", r.release),
+    )
+    .unwrap();
+    let settings =
+        Settings::resolve_with(&Overrides::default(), &EnvSnapshot::default(), dir.path().into(), file).unwrap();
     assert_eq!(settings.release, r.release);
     let stack = Stack::build(&settings, &Catalog::embedded().unwrap()).unwrap();
     let mut env = complete_env(r, variant);
@@ -123,7 +128,8 @@ fn differences(r: &Release, variant: u64) -> Vec<Found> {
             other => other.to_string(),
         };
         let actual = desired.replicas(service).next().unwrap().cmd.clone().unwrap_or_default().join(" ");
-        let tokens = text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == ',' || c == '[' || c == ']');
+        let tokens =
+            text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == ',' || c == '[' || c == ']');
         for token in tokens.filter(|t| t.contains("${")) {
             let lookup = |name: &str| env.get(name).cloned();
             let expected = ragctl::engine::interpolate::interpolate(token, &lookup).expect("command interpolates");
@@ -164,7 +170,12 @@ fn every_setting_reaches_its_service_except_the_listed_differences() {
             }
         }
     }
-    assert!(unlisted.is_empty(), "{} differences not in release::DIFFERENCES:\n{}", unlisted.len(), unlisted.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        unlisted.is_empty(),
+        "{} differences not in release::DIFFERENCES:\n{}",
+        unlisted.len(),
+        unlisted.into_iter().collect::<Vec<_>>().join("\n")
+    );
     let stale: Vec<String> = release::DIFFERENCES
         .iter()
         .filter(|d| !used.contains(&(d.service, d.key)))

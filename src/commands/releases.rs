@@ -35,10 +35,7 @@ pub fn run(settings: &Settings, out: &Output) -> Result<i32, Error> {
             selected: r.release == settings.release,
             images: DIFY_SERVICES.iter().filter_map(|s| Some((*s, r.image(s)?))).collect(),
             env_keys: r.dotenv.len(),
-            service_env_keys: DIFY_SERVICES
-                .iter()
-                .filter_map(|s| Some((*s, r.service_env(s)?.len())))
-                .collect(),
+            service_env_keys: DIFY_SERVICES.iter().filter_map(|s| Some((*s, r.service_env(s)?.len()))).collect(),
             steps: &r.steps,
         })
         .collect();

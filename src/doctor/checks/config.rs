@@ -188,8 +188,22 @@ const VECTOR_STORE_KEY_PREFIXES: &[(&str, &str)] = &[
     ("hologres", "HOLOGRES_"),
 ];
 
+/// The storage backend and vector store the stack uses (`STORAGE_TYPE`, `VECTOR_STORE`, the enabled profiles).
+pub(crate) fn backends_in_use(ctx: &DoctorContext, stack: &crate::stack::Stack) -> Vec<String> {
+    let mut in_use: Vec<String> = stack.profiles.clone();
+    for key in ["STORAGE_TYPE", "VECTOR_STORE"] {
+        if let Some(v) = ctx.value(key).or_else(|| default_in_stack(stack, key)) {
+            in_use.push(v);
+        }
+    }
+    if !in_use.iter().any(|u| STORAGE_KEY_PREFIXES.iter().any(|(b, _)| b == u)) {
+        in_use.push("opendal".into()); // Dify's default STORAGE_TYPE
+    }
+    in_use
+}
+
 /// Whether `key` belongs to a storage backend or vector store other than the ones in use.
-fn key_of_unused_backend(key: &str, in_use: &[String]) -> bool {
+pub(crate) fn key_of_unused_backend(key: &str, in_use: &[String]) -> bool {
     let backends = || STORAGE_KEY_PREFIXES.iter().chain(VECTOR_STORE_KEY_PREFIXES);
     let longest = backends().filter(|(_, prefix)| key.starts_with(prefix)).map(|(_, prefix)| prefix.len()).max();
     let Some(len) = longest else { return false };
@@ -214,15 +228,7 @@ fn read_by_stack(stack: &crate::stack::Stack, key: &str) -> bool {
 /// of the stack reads are judged, and none of a storage backend or vector store the stack does not use.
 fn hosts(ctx: &DoctorContext) -> Outcome {
     let Ok(stack) = &ctx.stack else { return Outcome::skip("needs the stack") };
-    let mut in_use: Vec<String> = stack.profiles.clone();
-    for key in ["STORAGE_TYPE", "VECTOR_STORE"] {
-        if let Some(v) = ctx.value(key).or_else(|| default_in_stack(stack, key)) {
-            in_use.push(v);
-        }
-    }
-    if !in_use.iter().any(|u| STORAGE_KEY_PREFIXES.iter().any(|(b, _)| b == u)) {
-        in_use.push("opendal".into()); // Dify's default STORAGE_TYPE
-    }
+    let in_use = backends_in_use(ctx, stack);
     let mut bad = Vec::new();
     let mut checked = 0;
     let mut keys: Vec<&String> = ctx.env_values.keys().collect();

@@ -1,6 +1,6 @@
 //! The catalogue of checks, grouped by what they look at. Ids are stable public API (README "Doctor checks").
 
-mod config;
+pub(crate) mod config;
 mod docker;
 mod host;
 pub mod postgres;

@@ -76,7 +76,14 @@ fn is_service_like_name(host: &str) -> bool {
 
 /// The routes `from` uses: its depends_on targets, and the hosts its environment names (`DB_HOST`,
 /// `WEAVIATE_ENDPOINT`, `CELERY_BROKER_URL`), so a `DB_HOST=db` typo is probed as the service will resolve it.
-fn routes_of(stack: &Stack, from: &str, value: &dyn Fn(&str) -> Option<String>) -> Vec<Route> {
+/// Keys of a storage backend or vector store the stack does not use (`skip`) are not routes: Dify's environment
+/// carries every backend's keys with placeholder hosts.
+fn routes_of(
+    stack: &Stack,
+    from: &str,
+    value: &dyn Fn(&str) -> Option<String>,
+    skip: &dyn Fn(&str) -> bool,
+) -> Vec<Route> {
     let Some(svc) = stack.services.get(from) else { return Vec::new() };
     let mut routes: Vec<Route> = Vec::new();
     let mut add = |route: Route| {
@@ -86,7 +93,7 @@ fn routes_of(stack: &Stack, from: &str, value: &dyn Fn(&str) -> Option<String>) 
     };
     for (key, raw) in &svc.environment {
         let is_reference = key.ends_with("_HOST") || key.ends_with("_ENDPOINT") || key.ends_with("_URL");
-        if !is_reference || key == "DOCKER_HOST" {
+        if !is_reference || key == "DOCKER_HOST" || skip(key) {
             continue;
         }
         let Ok(resolved) = interpolate(raw, value) else { continue };
@@ -201,9 +208,15 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
     };
     let running = |service: &str| containers.iter().find(|c| c.service == service && c.state == "running");
     let value = |k: &str| ctx.value(k);
+    let in_use = crate::doctor::checks::config::backends_in_use(ctx, stack);
+    let skip = |k: &str| crate::doctor::checks::config::key_of_unused_backend(k, &in_use);
 
-    let mut routes: Vec<Route> =
-        stack.services.keys().filter(|s| running(s).is_some()).flat_map(|s| routes_of(stack, s, &value)).collect();
+    let mut routes: Vec<Route> = stack
+        .services
+        .keys()
+        .filter(|s| running(s).is_some())
+        .flat_map(|s| routes_of(stack, s, &value, &skip))
+        .collect();
     let declared = !routes.is_empty();
     if !declared {
         // Nothing depends on anything (the middleware shape): every running service probes every other one,
