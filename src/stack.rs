@@ -29,6 +29,9 @@ pub struct Stack {
     pub volumes: Vec<String>,
     pub secrets: Vec<StackSecret>,
     pub env: IndexMap<String, EnvSetting>,
+    /// The release's shared environment block (compose text), when a service merges it whole: the compose file
+    /// writes it once as `x-shared-env` and such services refer to it, as Dify's compose does.
+    pub shared_env: IndexMap<String, String>,
     pub files: Vec<FileSpec>,
     pub checks: Vec<String>,
     /// Profiles added without being asked for (defaults of an exclusive group, requirements).
@@ -78,7 +81,11 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub user: Option<String>,
+    /// Every entry, the release's included (what the container receives).
     pub environment: IndexMap<String, String>,
+    /// `environment` holds every key of [`Stack::shared_env`] (possibly with other values): rendered as a
+    /// reference to the shared block plus the keys that differ from it.
+    pub shared_env: bool,
     pub ports: Vec<PublishedPort>,
     pub volumes: Vec<String>,
     pub networks: Vec<String>,
@@ -161,7 +168,7 @@ impl Stack {
             }
         }
 
-        apply_release(&mut services, settings, &profiles)?;
+        let shared_env = apply_release(&mut services, settings, &profiles)?;
         check_dependencies(&services, catalog)?;
         apply_settings_overrides(&mut services, settings)?;
 
@@ -242,6 +249,7 @@ impl Stack {
             volumes: volumes.into_iter().collect(),
             secrets,
             env,
+            shared_env,
             files,
             checks,
             implied_profiles: implied,
@@ -307,6 +315,7 @@ impl Service {
             entrypoint: def.entrypoint.clone(),
             user: def.user.clone(),
             environment: def.environment.clone(),
+            shared_env: false,
             ports,
             volumes: def.volumes.clone(),
             networks: def.networks.clone(),
@@ -485,7 +494,7 @@ fn apply_release(
     services: &mut IndexMap<String, Service>,
     settings: &Settings,
     profiles: &[&Profile],
-) -> Result<(), Error> {
+) -> Result<IndexMap<String, String>, Error> {
     let release = crate::release::get(&settings.release).ok_or_else(|| {
         Error::config_hint(
             format!("unknown release `{}`", settings.release),
@@ -494,6 +503,8 @@ fn apply_release(
     })?;
     let secrets: BTreeSet<&str> = profiles.iter().flat_map(|p| p.secrets.iter().map(|s| s.name.as_str())).collect();
     let is_secret = |v: &str| secrets.contains(v);
+    let shared: IndexMap<String, String> =
+        release.shared_env.iter().map(|(k, v)| (k.clone(), v.compose_text(k, &is_secret))).collect();
     for svc in services.values_mut() {
         if crate::release::DIFY_SERVICES.contains(&svc.name.as_str())
             && let Some(image) = release.image(&svc.name)
@@ -511,8 +522,11 @@ fn apply_release(
             merged.insert(k, v);
         }
         svc.environment = merged;
+        svc.shared_env = release.services.get(&svc.name).is_some_and(|s| s.shared_env)
+            && shared.keys().all(|k| svc.environment.contains_key(k));
     }
-    Ok(())
+    let used = services.values().any(|s| s.shared_env);
+    Ok(if used { shared } else { IndexMap::new() })
 }
 
 fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: &Settings) -> Result<(), Error> {

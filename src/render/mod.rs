@@ -77,6 +77,7 @@ struct Context<'a> {
     services: &'a indexmap::IndexMap<String, crate::stack::Service>,
     networks: &'a [crate::stack::Network],
     volumes: &'a [String],
+    shared_env: &'a indexmap::IndexMap<String, String>,
     env: indexmap::IndexMap<&'a str, &'a str>,
     settings: SettingsView<'a>,
     generated_header: String,
@@ -103,6 +104,7 @@ pub fn render_stack(
         services: &stack.services,
         networks: &stack.networks,
         volumes: &stack.volumes,
+        shared_env: &stack.shared_env,
         env: stack.env.iter().map(|(k, v)| (k.as_str(), v.default.as_str())).collect(),
         settings: SettingsView { domain: &settings.domain, bind_address: &settings.bind_address, tls: &settings.tls },
         generated_header: format!(
