@@ -59,6 +59,8 @@ pub struct Settings {
     pub profiles: Vec<String>,
     pub profiles_source: ProfileSource,
     pub shape: Shape,
+    /// What chose the shape (`--shape`, `RAGCTL_SHAPE`, ragctl.yaml); `None` when nothing did (the default).
+    pub shape_source: Option<&'static str>,
     pub env_file: PathBuf,
     pub format: Format,
     pub domain: String,
@@ -147,18 +149,21 @@ impl Settings {
             (DEFAULT_PROFILES.iter().map(|s| s.to_string()).collect(), ProfileSource::Default)
         };
 
-        let shape = match flags.shape {
-            Some(shape) => shape,
+        let (shape, shape_source) = match flags.shape {
+            Some(shape) => (shape, Some("--shape")),
             None => match env.get(ev::RAGCTL_SHAPE) {
-                Some("middleware") => Shape::Middleware,
-                Some("full") => Shape::Full,
+                Some("middleware") => (Shape::Middleware, Some(ev::RAGCTL_SHAPE)),
+                Some("full") => (Shape::Full, Some(ev::RAGCTL_SHAPE)),
                 Some(other) => {
                     return Err(Error::config_hint(
                         format!("invalid value `{other}` for {}", ev::RAGCTL_SHAPE),
                         "use `middleware` or `full`",
                     ));
                 }
-                None => file.shape.unwrap_or(Shape::Middleware),
+                None => match file.shape {
+                    Some(shape) => (shape, Some("ragctl.yaml `shape:`")),
+                    None => (Shape::Middleware, None),
+                },
             },
         };
 
@@ -246,6 +251,7 @@ impl Settings {
             profiles,
             profiles_source,
             shape,
+            shape_source,
             env_file,
             format,
             domain: file.domain.clone().unwrap_or_else(|| "localhost".into()),

@@ -16,7 +16,16 @@ use crate::profile::{
 use crate::settings::Settings;
 
 /// Networks of the full shape. `data` is internal: databases are reachable only from services on it.
-pub const FULL_NETWORKS: [(&str, bool); 3] = [("frontend", false), ("backend", false), ("data", true)];
+/// `ssrf_proxy_network` is internal too (Dify's name): the sandbox's only network, shared with ssrf_proxy (its
+/// only way out) and the services that call the sandbox.
+pub const FULL_NETWORKS: [(&str, bool); 4] =
+    [("frontend", false), ("backend", false), ("data", true), (SSRF_NETWORK, true)];
+
+/// The internal network of the sandbox and ssrf_proxy, in both shapes.
+pub const SSRF_NETWORK: &str = "ssrf_proxy_network";
+
+/// Compose's implicit network of the middleware shape.
+pub const DEFAULT_NETWORK: &str = "default";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
@@ -114,9 +123,9 @@ impl Stack {
     pub fn build(settings: &Settings, catalog: &Catalog) -> Result<Stack, Error> {
         check_port_keys(settings, catalog)?;
         let (profiles, implied) = select_profiles(&settings.profiles, catalog)?;
-        let shape = settings.shape;
-
         let mut warnings = Vec::new();
+        let shape = effective_shape(settings, &profiles, &mut warnings)?;
+
         let mut services: IndexMap<String, Service> = IndexMap::new();
         let mut defined_by: HashMap<String, String> = HashMap::new();
         for profile in &profiles {
@@ -170,20 +179,20 @@ impl Stack {
 
         let shared_env = apply_release(&mut services, settings, &profiles)?;
         check_dependencies(&services, catalog)?;
-        apply_settings_overrides(&mut services, settings)?;
+        apply_settings_overrides(&mut services, settings, shape)?;
 
         let networks = match shape {
             Shape::Full => {
                 for svc in services.values() {
                     if svc.networks.is_empty() {
                         return Err(Error::config(format!(
-                            "service `{}` of profile `{}` declares no networks; the full shape needs at least one of frontend, backend, data",
+                            "service `{}` of profile `{}` declares no networks; the full shape needs at least one of frontend, backend, data, ssrf_proxy_network",
                             svc.name, svc.profile
                         )));
                     }
                     if let Some(bad) = svc.networks.iter().find(|n| !FULL_NETWORKS.iter().any(|(f, _)| f == n)) {
                         return Err(Error::config(format!(
-                            "service `{}` of profile `{}` uses unknown network `{bad}`; use frontend, backend or data",
+                            "service `{}` of profile `{}` uses unknown network `{bad}`; use frontend, backend, data or ssrf_proxy_network",
                             svc.name, svc.profile
                         )));
                     }
@@ -201,10 +210,24 @@ impl Stack {
                     .collect()
             }
             Shape::Middleware => {
+                // One network, compose's `default`, except for Dify's isolation: a service on the internal
+                // `ssrf_proxy_network` keeps it, and joins `default` (first: the engine publishes ports and
+                // routes out through a container's first network) only if it had any other network.
+                let mut isolated = false;
                 for svc in services.values_mut() {
-                    svc.networks.clear();
+                    if svc.networks.iter().any(|n| n == SSRF_NETWORK) {
+                        let others = svc.networks.iter().any(|n| n != SSRF_NETWORK);
+                        svc.networks = if others {
+                            vec![DEFAULT_NETWORK.to_string(), SSRF_NETWORK.to_string()]
+                        } else {
+                            vec![SSRF_NETWORK.to_string()]
+                        };
+                        isolated = true;
+                    } else {
+                        svc.networks.clear();
+                    }
                 }
-                Vec::new()
+                if isolated { vec![Network { name: SSRF_NETWORK.to_string(), internal: true }] } else { Vec::new() }
             }
         };
 
@@ -529,12 +552,55 @@ fn apply_release(
     Ok(if used { shared } else { IndexMap::new() })
 }
 
-fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: &Settings) -> Result<(), Error> {
+/// The shape to build. A profile asked for whose services all run only in the full shape (`app`) implies the
+/// full shape when nothing chose one; when the middleware shape was chosen, that is a usage error naming the fix,
+/// never a stack without the services asked for.
+fn effective_shape(settings: &Settings, profiles: &[&Profile], warnings: &mut Vec<String>) -> Result<Shape, Error> {
+    if settings.shape == Shape::Full {
+        return Ok(Shape::Full);
+    }
+    let full_only = profiles.iter().find(|p| {
+        settings.profiles.contains(&p.name)
+            && !p.services.is_empty()
+            && p.services.values().all(|s| !s.shapes.contains(&Shape::Middleware))
+    });
+    let Some(profile) = full_only else {
+        return Ok(settings.shape);
+    };
+    let name = &profile.name;
+    match settings.shape_source {
+        None => {
+            warnings.push(format!(
+                "profile `{name}` runs only in the full shape: using the full shape (no shape was chosen; pass --shape full to say so)"
+            ));
+            Ok(Shape::Full)
+        }
+        Some(origin) => {
+            let fix = match origin {
+                "--shape" => format!("run with `--shape full`, or leave out profile `{name}`"),
+                ev if ev == crate::env_vars::RAGCTL_SHAPE => {
+                    format!("set {ev}=full, or leave out profile `{name}`")
+                }
+                _ => format!("set `shape: full` in ragctl.yaml (or pass --shape full), or leave out profile `{name}`"),
+            };
+            Err(Error::config_hint(
+                format!("profile `{name}` runs only in the full shape, but {origin} chose the middleware shape"),
+                fix,
+            ))
+        }
+    }
+}
+
+fn apply_settings_overrides(
+    services: &mut IndexMap<String, Service>,
+    settings: &Settings,
+    shape: Shape,
+) -> Result<(), Error> {
     for (name, count) in &settings.replicas {
         let Some(svc) = services.get_mut(name) else {
             continue;
         };
-        if settings.shape != Shape::Full {
+        if shape != Shape::Full {
             continue;
         }
         if *count > 1 && !svc.stateless {
@@ -552,7 +618,7 @@ fn apply_settings_overrides(services: &mut IndexMap<String, Service>, settings: 
     }
     for (name, res) in &settings.resources {
         if let Some(svc) = services.get_mut(name)
-            && settings.shape == Shape::Full
+            && shape == Shape::Full
         {
             let current = svc.resources.get_or_insert(Resources { cpus: None, memory: None });
             if res.cpus.is_some() {
@@ -729,14 +795,16 @@ mod tests {
     }
 
     #[test]
-    fn app_in_middleware_shape_renders_the_data_layer_with_a_warning() {
+    fn a_full_only_profile_implies_the_full_shape_unless_middleware_was_chosen() {
         let stack = Stack::build(&settings(&["app"], ""), &test_catalog()).unwrap();
-        assert_eq!(stack.services.keys().collect::<Vec<_>>(), ["db", "va"]);
-        assert!(
-            stack.warnings[0].starts_with("profile `app` has no services in the middleware shape"),
-            "{:?}",
-            stack.warnings
-        );
+        assert_eq!(stack.shape, Shape::Full);
+        assert_eq!(stack.services.keys().collect::<Vec<_>>(), ["db", "app", "va"]);
+        assert!(stack.warnings[0].starts_with("profile `app` runs only in the full shape: using the full shape"));
+        let err = Stack::build(&settings(&["app"], "shape: middleware\n"), &test_catalog()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("ragctl.yaml `shape:` chose the middleware shape"), "{text}");
+        assert!(format!("{err:?}").contains("set `shape: full` in ragctl.yaml"), "{err:?}");
     }
 
     #[test]

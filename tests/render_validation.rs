@@ -26,6 +26,12 @@ const COMBINATIONS: &[&str] = &[
 ];
 const SHAPES: &[&str] = &["middleware", "full"];
 
+/// The shapes a combination renders in: a profile whose services all run only in the full shape (app,
+/// monitoring) makes an explicit middleware shape a usage error (render_cli tests that).
+fn shapes_of(profiles: &str) -> &'static [&'static str] {
+    if profiles.split(',').any(|p| p == "app" || p == "monitoring") { &SHAPES[1..] } else { SHAPES }
+}
+
 /// A `.env` holding a placeholder for every secret any profile declares, so `${VAR:?}` resolves.
 fn env_with_every_secret(t: &Test) -> String {
     let profiles = t.run(["profiles", "--format", "json"]).json();
@@ -73,7 +79,7 @@ fn rendered_files(t: &Test) -> String {
 #[test]
 fn snapshots_of_every_combination() {
     for profiles in COMBINATIONS {
-        for shape in SHAPES {
+        for shape in shapes_of(profiles) {
             let t = render(profiles, shape);
             let name = format!("{}__{shape}", profiles.replace(',', "+"));
             insta::assert_snapshot!(name, rendered_files(&t));
@@ -87,7 +93,7 @@ fn docker_compose_1_29_accepts_every_combination() {
         return;
     };
     for profiles in COMBINATIONS {
-        for shape in SHAPES {
+        for shape in shapes_of(profiles) {
             let t = render(profiles, shape);
             let out = Command::new(&compose)
                 .args(["-p", "demo", "-f", "docker-compose.yaml", "config", "-q"])
@@ -114,7 +120,7 @@ fn dclint_reports_no_errors_for_any_combination() {
         return;
     };
     for profiles in COMBINATIONS {
-        for shape in SHAPES {
+        for shape in shapes_of(profiles) {
             let t = render(profiles, shape);
             let out = Command::new(&dclint).arg("docker-compose.yaml").current_dir(t.path()).output().unwrap();
             let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -165,7 +171,7 @@ fn promtool_accepts_the_prometheus_config_and_rules_of_every_monitoring_combinat
     };
     let mut checked = 0;
     for profiles in COMBINATIONS.iter().filter(|p| p.split(',').any(|p| p == "monitoring")) {
-        for shape in SHAPES {
+        for shape in shapes_of(profiles) {
             let t = render(profiles, shape);
             if !t.exists("config/prometheus/prometheus.yml") {
                 // Prometheus runs in the full shape only; the middleware shape renders none of its files.
@@ -202,20 +208,17 @@ fn promtool_accepts_the_prometheus_config_and_rules_of_every_monitoring_combinat
 }
 
 #[test]
-fn squid_parses_the_ssrf_proxy_config_of_every_app_combination() {
+fn squid_parses_the_ssrf_proxy_config_of_every_combination() {
     let Some(squid) = require_tool("squid", &[PathBuf::from("/usr/sbin/squid")]) else {
         return;
     };
     let mut checked = 0;
-    for profiles in COMBINATIONS.iter().filter(|p| p.split(',').any(|p| p == "app")) {
-        for shape in SHAPES {
+    // ssrf_proxy is the runtime profile's, on in every combination and both shapes.
+    for profiles in COMBINATIONS {
+        for shape in shapes_of(profiles) {
             let t = render(profiles, shape);
             let conf = "config/ssrf_proxy/squid.conf";
-            if !t.exists(conf) {
-                // The app profile's services run in the full shape only.
-                assert_eq!(*shape, "middleware", "{profiles} ({shape}) rendered no {conf}");
-                continue;
-            }
+            assert!(t.exists(conf), "{profiles} ({shape}) rendered no {conf}");
             let mounted = bind_mounts(&t, "ssrf_proxy");
             assert!(
                 mounted

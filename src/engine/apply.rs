@@ -432,8 +432,8 @@ mod tests {
         // ssrf_proxy heads a shorter chain (sandbox waits for it, nothing waits for sandbox): it starts once the
         // first wave has.
         assert!(later.contains(&"ssrf_proxy") && later.contains(&"web"), "{later:?}");
-        // Middleware only: nothing waits on anything, so every service is in the first wave.
+        // Middleware: plugin_daemon waits on the databases and sandbox on ssrf_proxy; weaviate heads no chain.
         let middleware = first_wave(&plan(&["weaviate"], "project: demo\n"));
-        assert_eq!(middleware.into_iter().collect::<Vec<_>>(), ["db_postgres", "redis", "weaviate"]);
+        assert_eq!(middleware.into_iter().collect::<Vec<_>>(), ["db_postgres", "redis", "ssrf_proxy"]);
     }
 }

@@ -196,11 +196,17 @@ pub fn desired(
                 labels: base_labels(LABEL_NETWORK, &n.name),
             })
             .collect(),
-        Shape::Middleware => vec![NetworkSpec {
+        Shape::Middleware => std::iter::once(NetworkSpec {
             name: format!("{project}_default"),
             internal: false,
             labels: base_labels(LABEL_NETWORK, "default"),
-        }],
+        })
+        .chain(stack.networks.iter().map(|n| NetworkSpec {
+            name: format!("{project}_{}", n.name),
+            internal: n.internal,
+            labels: base_labels(LABEL_NETWORK, &n.name),
+        }))
+        .collect(),
     };
     let volumes = stack
         .volumes
@@ -416,8 +422,13 @@ mod tests {
     #[test]
     fn middleware_containers_use_compose_names_labels_and_resolved_values() {
         let d = desired(&stack(&["weaviate"], "project: demo\n"), &vars, Path::new("/p/demo"), None).unwrap();
-        assert_eq!(d.networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["demo_default"]);
-        assert_eq!(d.volumes.len(), 3);
+        let networks: Vec<(&str, bool)> = d.networks.iter().map(|n| (n.name.as_str(), n.internal)).collect();
+        assert_eq!(networks, [("demo_default", false), ("demo_ssrf_proxy_network", true)]);
+        let sandbox = d.containers.iter().find(|c| c.service == "sandbox").unwrap();
+        assert_eq!(sandbox.networks, ["demo_ssrf_proxy_network"], "the sandbox is only on the internal network");
+        let proxy = d.containers.iter().find(|c| c.service == "ssrf_proxy").unwrap();
+        assert_eq!(proxy.networks, ["demo_default", "demo_ssrf_proxy_network"]);
+        assert_eq!(d.volumes.len(), 5, "db, redis, weaviate, sandbox dependencies, plugin storage");
         let db = d.containers.iter().find(|c| c.service == "db_postgres").unwrap();
         assert_eq!(db.name, "demo-db_postgres-1");
         assert_eq!(db.labels[LABEL_PROJECT], "demo");
@@ -430,8 +441,11 @@ mod tests {
             "pg_isready -h 127.0.0.1 -U ${POSTGRES_USER} -d ${POSTGRES_DB}"
         );
         assert_eq!(db.config_hash().len(), 64);
-        // dependency order: weaviate has no deps, so order is start order of the stack
-        assert_eq!(d.services().collect::<Vec<_>>(), ["db_postgres", "redis", "weaviate"]);
+        // dependency order: each after what it depends on, declaration order among equals
+        assert_eq!(
+            d.services().collect::<Vec<_>>(),
+            ["db_postgres", "redis", "ssrf_proxy", "plugin_daemon", "weaviate", "sandbox"]
+        );
     }
 
     #[test]

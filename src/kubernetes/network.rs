@@ -2,20 +2,27 @@
 //! Builds values only; which services share a network is the stack's decision, not this module's.
 
 use super::*;
+use crate::stack::{DEFAULT_NETWORK, SSRF_NETWORK};
 
 impl<'a> Model<'a> {
-    /// Networks a service's pods belong to. The middleware shape has no networks: its data services are `data`.
+    /// Networks a service's pods belong to. The middleware shape's services on compose's one network are `data`;
+    /// ssrf_proxy's way out there (`default` beside `ssrf_proxy_network`) is `backend`.
     pub(super) fn networks_of<'s>(&self, svc: &'s Service) -> Vec<&'s str> {
-        if svc.networks.is_empty() { vec!["data"] } else { svc.networks.iter().map(String::as_str).collect() }
+        if svc.networks.is_empty() {
+            vec!["data"]
+        } else {
+            svc.networks.iter().map(|n| if n == DEFAULT_NETWORK { "backend" } else { n.as_str() }).collect()
+        }
     }
 
     pub(super) fn networks_in_use(&self) -> BTreeSet<&'a str> {
         self.input.stack.services.values().flat_map(|s| self.networks_of(s)).collect()
     }
 
-    /// Default deny, then one policy per network: `data` accepts its own members, `backend` its members and
-    /// `frontend` members, `frontend` (nginx) anyone. Pods only on `data` (compose `internal: true`) may only
-    /// talk within the namespace and to cluster DNS.
+    /// Default deny, then one policy per network: `data` and `ssrf_proxy_network` accept their own members,
+    /// `backend` its members and `frontend` members, `frontend` (nginx) anyone. Pods only on internal networks
+    /// (compose `internal: true`) may only talk within the namespace and to cluster DNS; pods only on
+    /// `ssrf_proxy_network` (the sandbox) only to that network's members (ssrf_proxy) and cluster DNS.
     pub(super) fn network_policies(&self) -> Vec<Value> {
         let policy = |name: &str, selector: Value, spec: Value| {
             let mut spec_map = Map::new();
@@ -33,7 +40,7 @@ impl<'a> Model<'a> {
         let member = |network: &str| json!({ "matchLabels": { network_label(network): "true" } });
         let mut out = vec![policy("default-deny-ingress", json!({}), json!({ "policyTypes": ["Ingress"] }))];
         let in_use = self.networks_in_use();
-        for network in ["frontend", "backend", "data"] {
+        for network in ["frontend", "backend", "data", SSRF_NETWORK] {
             if !in_use.contains(network) {
                 continue;
             }
@@ -42,10 +49,10 @@ impl<'a> Model<'a> {
                 "backend" => {
                     json!([{ "from": [{ "podSelector": member("backend") }, { "podSelector": member("frontend") }] }])
                 }
-                _ => json!([{ "from": [{ "podSelector": member("data") }] }]),
+                _ => json!([{ "from": [{ "podSelector": member(network) }] }]),
             };
             out.push(policy(
-                &format!("network-{network}"),
+                &format!("network-{}", network.replace('_', "-")),
                 member(network),
                 json!({ "policyTypes": ["Ingress"], "ingress": ingress }),
             ));
@@ -66,14 +73,36 @@ impl<'a> Model<'a> {
                 }),
             ));
         }
+        if self.input.stack.services.values().any(|s| self.ssrf_only(s)) {
+            out.push(policy(
+                "ssrf-egress",
+                json!({ "matchLabels": { SSRF_ONLY_LABEL: "true" } }),
+                json!({
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        { "to": [{ "podSelector": member(SSRF_NETWORK) }] },
+                        {
+                            "to": [{ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } } }],
+                            "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }],
+                        },
+                    ],
+                }),
+            ));
+        }
         out
     }
 
-    /// Only on internal networks (compose `data`, `internal: true`): no egress beyond the namespace.
+    /// Only on internal networks (compose `data`, `internal: true`), and not only on `ssrf_proxy_network` (see
+    /// [`Self::ssrf_only`]): no egress beyond the namespace.
     pub(super) fn internal_only(&self, svc: &Service) -> bool {
         let internal: BTreeSet<&str> =
             crate::stack::FULL_NETWORKS.iter().filter(|(_, internal)| *internal).map(|(n, _)| *n).collect();
-        self.networks_of(svc).iter().all(|n| internal.contains(n))
+        !self.ssrf_only(svc) && self.networks_of(svc).iter().all(|n| internal.contains(n))
+    }
+
+    /// Only on `ssrf_proxy_network` (the sandbox): egress to that network's members only.
+    pub(super) fn ssrf_only(&self, svc: &Service) -> bool {
+        self.networks_of(svc) == [SSRF_NETWORK]
     }
 
     pub(super) fn ingress(&self) -> Option<Value> {
@@ -110,6 +139,7 @@ impl<'a> Model<'a> {
 }
 
 pub(super) const INTERNAL_LABEL: &str = "ragctl/internal-only";
+pub(super) const SSRF_ONLY_LABEL: &str = "ragctl/ssrf-only";
 
 pub(super) fn network_label(network: &str) -> String {
     format!("ragctl/network-{network}")

@@ -1,7 +1,7 @@
 //! Workloads: a Deployment or StatefulSet per service with its Service, ConfigMap, claims, container and mounts.
 //! Builds values only; probes, resources and value resolution come from the sibling modules.
 
-use super::network::{INTERNAL_LABEL, network_label};
+use super::network::{INTERNAL_LABEL, SSRF_ONLY_LABEL, network_label};
 use super::probes::duration_seconds;
 use super::resolve::{escape_references, ports_after_host, secret_mark};
 use super::*;
@@ -139,6 +139,9 @@ impl<'a> Model<'a> {
         }
         if self.internal_only(svc) {
             pod_labels[INTERNAL_LABEL] = json!("true");
+        }
+        if self.ssrf_only(svc) {
+            pod_labels[SSRF_ONLY_LABEL] = json!("true");
         }
         let mut pod_spec = Map::new();
         pod_spec.insert("automountServiceAccountToken".into(), json!(false));

@@ -81,7 +81,11 @@ fn only_nginx_publishes_in_the_full_shape_and_the_data_network_is_internal() {
     assert!(data.internal);
     assert_eq!(data.labels[LABEL_STACK_NAMESPACE], "demo");
     assert_eq!(data.labels[LABEL_PROJECT], "demo");
-    assert!(d.networks.iter().filter(|n| n.name != "demo_data").all(|n| !n.internal));
+    let internal: Vec<&str> = d.networks.iter().filter(|n| n.internal).map(|n| n.name.as_str()).collect();
+    assert_eq!(internal, ["demo_data", "demo_ssrf_proxy_network"]);
+    let sandbox = service(&d, "sandbox");
+    assert_eq!(sandbox.networks, ["demo_ssrf_proxy_network"], "the sandbox is only on the internal network");
+    assert!(service(&d, "ssrf_proxy").networks.contains(&"demo_backend".to_string()));
 }
 
 #[test]
@@ -113,13 +117,15 @@ fn the_plan_creates_what_is_missing_updates_what_differs_and_keeps_the_rest() {
     let s = stack(&["weaviate"], "project: demo\n");
     let d = build(&s, &vars, MESH);
     let fresh = plan_swarm(&d, &SwarmObserved::default(), false).unwrap();
-    assert_eq!(fresh.create_networks.len(), 1);
+    assert_eq!(fresh.create_networks.len(), 2, "default and the internal ssrf_proxy_network");
     assert_eq!(fresh.create_secrets.len(), 1);
     assert!(fresh.services.iter().all(|(_, a)| *a == ServiceAction::Create));
 
     let db = service(&d, "db_postgres");
     let observed = SwarmObserved {
-        networks: vec![ObservedSwarmNetwork { name: "demo_default".into(), driver: "overlay".into() }],
+        networks: ["demo_default", "demo_ssrf_proxy_network"]
+            .map(|name| ObservedSwarmNetwork { name: name.into(), driver: "overlay".into() })
+            .into(),
         secrets: vec![d.secrets[0].name.clone(), "demo_db_password_000000000000".into()],
         services: d
             .services
@@ -135,7 +141,10 @@ fn the_plan_creates_what_is_missing_updates_what_differs_and_keeps_the_rest() {
         [
             "keep service demo_db_postgres",
             "update service demo_redis (configuration changed; rolling, stop-first)",
+            "keep service demo_ssrf_proxy",
+            "keep service demo_plugin_daemon",
             "keep service demo_weaviate",
+            "keep service demo_sandbox",
             "remove secret demo_db_password_000000000000 (no longer referenced)",
         ]
     );

@@ -235,12 +235,16 @@ pub fn await_condition<T>(what: &str, limit: Duration, mut probe: impl FnMut() -
 
 /// The local test images (tests/images) standing in for the registry images of the stacks the end-to-end tests
 /// run. An override names a service; one for a service the project does not run is ignored.
-pub const TEST_IMAGES: [(&str, &str); 5] = [
+pub const TEST_IMAGES: [(&str, &str); 8] = [
     ("RAGCTL_IMAGE_DB_POSTGRES", "ragctl-test/postgres:15"),
     ("RAGCTL_IMAGE_DB_POSTGRES_REPLICA", "ragctl-test/postgres:15"),
     ("RAGCTL_IMAGE_PGVECTOR", "ragctl-test/pgvector:15"),
     ("RAGCTL_IMAGE_REDIS", "ragctl-test/redis:7"),
     ("RAGCTL_IMAGE_WEAVIATE", "ragctl-test/weaviate-standin:1"),
+    // The runtime profile, on in both shapes: stand-ins for Dify's sandbox and plugin daemon, Debian's squid.
+    ("RAGCTL_IMAGE_SANDBOX", "ragctl-test/app-standin:1"),
+    ("RAGCTL_IMAGE_PLUGIN_DAEMON", "ragctl-test/app-standin:1"),
+    ("RAGCTL_IMAGE_SSRF_PROXY", "ragctl-test/squid:5"),
 ];
 
 impl Test {
@@ -291,8 +295,16 @@ pub fn tcp_engine_endpoint() -> String {
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 
 /// The `.env` keys of the default stack's published ports.
-pub const PORT_KEYS: [&str; 4] =
-    ["EXPOSE_DB_PORT", "EXPOSE_REDIS_PORT", "EXPOSE_WEAVIATE_PORT", "EXPOSE_WEAVIATE_GRPC_PORT"];
+pub const PORT_KEYS: [&str; 8] = [
+    "EXPOSE_DB_PORT",
+    "EXPOSE_REDIS_PORT",
+    "EXPOSE_WEAVIATE_PORT",
+    "EXPOSE_WEAVIATE_GRPC_PORT",
+    "EXPOSE_SSRF_PROXY_PORT",
+    "EXPOSE_SANDBOX_PORT",
+    "EXPOSE_PLUGIN_DAEMON_PORT",
+    "EXPOSE_PLUGIN_DEBUGGING_PORT",
+];
 
 /// A scratch project directory for a stack on the local test images: ragctl.yaml's `ports:` (its last section)
 /// gives each of [`PORT_KEYS`] a free host port, or the one in `fixed`. Returns the ports too.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 
 use crate::docker::ObservedContainer;
 use crate::doctor::{DoctorContext, Outcome};
@@ -13,6 +13,9 @@ use crate::stack::Stack;
 
 /// One DNS + TCP probe inside a container (its own tools give up after 2–3 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Probes in flight at once.
+const PROBE_CONCURRENCY: usize = 4;
 
 /// Ports of the usual data services, for services whose readiness probe names none.
 const WELL_KNOWN_PORTS: [(&str, u16); 6] = [
@@ -211,19 +214,25 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
     let in_use = crate::doctor::checks::config::backends_in_use(ctx, stack);
     let skip = |k: &str| crate::doctor::checks::config::key_of_unused_backend(k, &in_use);
 
-    let mut routes: Vec<Route> = stack
-        .services
-        .keys()
-        .filter(|s| running(s).is_some())
-        .flat_map(|s| routes_of(stack, s, &value, &skip))
-        .collect();
-    let declared = !routes.is_empty();
-    if !declared {
-        // Nothing depends on anything (the middleware shape): every running service probes every other one,
-        // so DNS on the project network is still checked from inside it.
-        for from in stack.services.keys().filter(|s| running(s).is_some()) {
-            for to in stack.services.keys().filter(|to| *to != from) {
-                routes.push(Route { from: from.clone(), host: to.clone(), port: service_port(stack, to), via: None });
+    let mut routes: Vec<Route> =
+        stack.services.keys().filter(|s| running(s).is_some()).flat_map(|s| routes_of(stack, s, &value, &skip)).collect();
+    if stack.shape == Shape::Middleware || routes.is_empty() {
+        // The middleware shape's services are mostly reached from the host, not from each other: each running
+        // service no route reaches is probed from the first peer it shares a network with, and each that
+        // probes nothing probes that peer, so DNS on the project's networks is checked from inside them and a
+        // service cut off fails both ways. Only peers on a shared network: the sandbox, alone with ssrf_proxy on
+        // the internal network, reaching nothing else is the isolation working, not a failure.
+        // A stopped service is probed too: every route to it failing says it is not running.
+        let up: Vec<&String> = stack.services.keys().filter(|s| running(s).is_some()).collect();
+        for s in stack.services.keys() {
+            let Some(peer) = up.iter().find(|p| **p != s && shared_networks(stack, s, p).next().is_some()) else {
+                continue;
+            };
+            if !routes.iter().any(|r| r.host == *s) {
+                routes.push(Route { from: (*peer).clone(), host: s.clone(), port: service_port(stack, s), via: None });
+            }
+            if running(s).is_some() && !routes.iter().any(|r| r.from == *s) {
+                routes.push(Route { from: s.clone(), host: (*peer).clone(), port: service_port(stack, peer), via: None });
             }
         }
     }
@@ -234,7 +243,7 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
         );
     }
 
-    let probes = routes.iter().map(|route| async move {
+    let probes: Vec<_> = routes.iter().map(|route| async move {
         let Some(container) = running(&route.from) else {
             return ProbeResult::NoTool("no running container".into());
         };
@@ -248,8 +257,11 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
             Ok(Err(e)) => ProbeResult::NoTool(e.to_string()),
             Err(_) => ProbeResult::TcpFailed(format!("the probe did not finish within {}s", PROBE_TIMEOUT.as_secs())),
         }
-    });
-    let results: Vec<(Route, ProbeResult)> = routes.iter().cloned().zip(join_all(probes).await).collect();
+    })
+    .collect();
+    // A few at a time: every probe is an exec, and a burst of them on a busy engine times out by itself.
+    let answers: Vec<ProbeResult> = futures_util::stream::iter(probes).buffered(PROBE_CONCURRENCY).collect().await;
+    let results: Vec<(Route, ProbeResult)> = routes.iter().cloned().zip(answers).collect();
 
     let failed: Vec<&(Route, ProbeResult)> =
         results.iter().filter(|(_, r)| !matches!(r, ProbeResult::Connected | ProbeResult::NoTool(_))).collect();
@@ -289,7 +301,7 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
         }
     };
     // A service cut off from the network fails every route to and from it: one line and one fix for it.
-    let isolated = isolated_service(&results);
+    let isolated = isolated_service(&results).filter(|s| stack.services.contains_key(s));
     if let Some(service) = &isolated {
         if running(service).is_some() {
             details.push(format!("`{service}` is cut off: every route to or from it fails"));
@@ -395,20 +407,28 @@ fn isolated_service(results: &[(Route, ProbeResult)]) -> Option<String> {
     })
 }
 
-/// The Docker network two services should share: `<project>_default` in the middleware shape, else the first
-/// network of the stack model both are on.
+/// The networks of the stack model two services are both on (a middleware service without networks is on
+/// compose's `default`).
+fn shared_networks<'s>(stack: &'s Stack, a: &str, b: &str) -> impl Iterator<Item = &'s str> {
+    let nets = |s: &str| -> Vec<&'s str> {
+        match stack.services.get(s) {
+            Some(svc) if svc.networks.is_empty() => vec![crate::stack::DEFAULT_NETWORK],
+            Some(svc) => svc.networks.iter().map(String::as_str).collect(),
+            None => Vec::new(),
+        }
+    };
+    let b_nets = nets(b);
+    nets(a).into_iter().filter(move |n| b_nets.contains(n))
+}
+
+/// The Docker network two services should share: the first network of the stack model both are on.
 fn shared_network(ctx: &DoctorContext, stack: &Stack, a: &str, b: &str) -> String {
     let project = &ctx.settings.project_name;
-    if stack.shape == Shape::Middleware {
-        return format!("{project}_default");
+    match shared_networks(stack, a, b).next() {
+        Some(n) => format!("{project}_{n}"),
+        None if stack.shape == Shape::Middleware => format!("{project}_default"),
+        None => format!("{project}_<network>"),
     }
-    let nets = |s: &str| stack.services.get(s).map(|svc| svc.networks.clone()).unwrap_or_default();
-    let b_nets = nets(b);
-    nets(a)
-        .into_iter()
-        .find(|n| b_nets.contains(n))
-        .map(|n| format!("{project}_{n}"))
-        .unwrap_or_else(|| format!("{project}_<network>"))
 }
 
 #[cfg(test)]
