@@ -137,6 +137,12 @@ run squid -p 127.0.0.1::3128 -v "$squid_conf/squid.conf:/etc/squid/squid.conf:ro
 sp="$(port squid 3128)"
 wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$sp" || fail "squid not listening"
 ok "squid: listening on 3128"
+# A proxied request is logged; squid must still be running after it (a log it cannot write is fatal to squid).
+code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -x "http://127.0.0.1:$sp" http://127.0.0.1:9/ || true)"
+[ "$code" != 000 ] || fail "squid: no answer through the proxy"
+sleep 1
+[ "$(docker inspect -f '{{.State.Running}}' "$tag-squid")" = true ] || fail "squid: exited after a request ($(docker logs --tail 3 "$tag-squid" 2>&1))"
+ok "squid: answers a proxied request (HTTP $code) and keeps running"
 docker stop "$tag-squid" >/dev/null; rm -rf "$squid_conf"
 
 echo "all image contract checks passed"
