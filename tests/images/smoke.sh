@@ -138,7 +138,13 @@ sp="$(port squid 3128)"
 wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$sp" || fail "squid not listening"
 ok "squid: listening on 3128"
 # A proxied request is logged; squid must still be running after it (a log it cannot write is fatal to squid).
-code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -x "http://127.0.0.1:$sp" http://127.0.0.1:9/ || true)"
+# (docker's port proxy accepts before squid does: retry until squid answers.)
+code=000
+for _ in $(seq 100); do
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:$sp" http://127.0.0.1:9/ || true)"
+  [ "$code" = 000 ] || break
+  sleep 0.2
+done
 [ "$code" != 000 ] || fail "squid: no answer through the proxy"
 sleep 1
 [ "$(docker inspect -f '{{.State.Running}}' "$tag-squid")" = true ] || fail "squid: exited after a request ($(docker logs --tail 3 "$tag-squid" 2>&1))"
