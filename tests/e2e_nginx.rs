@@ -296,6 +296,24 @@ fn nginx_serves_the_init_certificate_routes_limits_and_doctor_judges_it() {
     assert_eq!(edge.fingerprint(&edge.served_certificate()), edge.fingerprint(&renewed));
     assert_check(&stack.doctor(&ids), "nginx.tls_certificate", "pass", &["valid until"], &[]);
 
+    // HTTPS moved in .env only: the published port moves at the next `up`, the rendered redirect does not.
+    let moved = (https + 1).to_string();
+    stack.test.set_dotenv("EXPOSE_NGINX_SSL_PORT", &moved);
+    let drift = stack.doctor(&["nginx.config"]);
+    let detail = format!("redirects to HTTPS on port {https} while EXPOSE_NGINX_SSL_PORT={moved}");
+    assert_check(
+        &drift,
+        "nginx.config",
+        "warn",
+        &[&detail],
+        &[&format!("`EXPOSE_NGINX_SSL_PORT: {moved}` under `ports:`")],
+    );
+    let env = stack.test.read(".env");
+    let restored: String =
+        env.lines().filter(|l| !l.starts_with("EXPOSE_NGINX_SSL_PORT=")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(stack.test.path().join(".env"), restored).unwrap();
+    assert_check(&stack.doctor(&["nginx.config"]), "nginx.config", "pass", &[], &[]);
+
     // A project template that nginx rejects: rendered and restarted, nginx exits; doctor shows its [emerg] line.
     let builtin = std::fs::read_to_string(common::repo_root().join("templates/nginx/conf.d/default.conf.j2")).unwrap();
     let broken = builtin.replacen(
