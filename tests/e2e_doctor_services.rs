@@ -331,9 +331,25 @@ fn tls_certificate_missing_valid_expiring_and_expired() {
     let valid = doctor();
     assert_check(&valid, "nginx.tls_certificate", "pass", &["valid until", "private key", "present and readable"], &[]);
 
-    self_signed("1");
+    // Within 14 days a warning, within 7 a failure.
+    self_signed("10");
     let expiring = doctor();
-    assert_check(&expiring, "nginx.tls_certificate", "warn", &["expires in 2", " hours"], &["renew the certificate"]);
+    assert_check(
+        &expiring,
+        "nginx.tls_certificate",
+        "warn",
+        &["expires in ", " days, on "],
+        &["renew the certificate"],
+    );
+    self_signed("1");
+    let due = doctor();
+    assert_check(
+        &due,
+        "nginx.tls_certificate",
+        "fail",
+        &["expires in 2", " hours", "7 days or less"],
+        &["renew the certificate"],
+    );
 
     // An expired certificate: `openssl ca` is the portable way to set explicit dates in the past.
     let ca = tls.join("ca");

@@ -75,6 +75,24 @@ fn output_dir_receives_config_files() {
 }
 
 #[test]
+fn nginx_redirects_to_the_https_port_ragctl_yaml_publishes() {
+    let redirect = |yaml: &str| {
+        let t = Test::new().file("ragctl.yaml", yaml);
+        t.run(["render"]).assert_status(0);
+        let conf = t.read("config/nginx/conf.d/default.conf");
+        conf.lines()
+            .find(|l| l.contains("return 301"))
+            .unwrap_or_else(|| panic!("no redirect:\n{conf}"))
+            .trim()
+            .to_string()
+    };
+    let full = "shape: full\nprofiles: [app]\n";
+    assert_eq!(redirect(full), "return 301 https://$host$request_uri;");
+    let moved = format!("{full}ports:\n  EXPOSE_NGINX_SSL_PORT: 8443\n");
+    assert_eq!(redirect(&moved), "return 301 https://$host:8443$request_uri;");
+}
+
+#[test]
 fn unknown_profile_exits_2_listing_available_profiles() {
     let t = Test::new();
     let r = t.run(["render", "--profile", "weaviat"]);

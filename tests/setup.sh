@@ -4,7 +4,7 @@
 # Idempotent and non-interactive: every step checks first and only does work
 # that is missing, so rerunning it is cheap. Steps:
 #   1. Debian packages: docker.io docker-compose debootstrap, and the host
-#      tools the end-to-end tests run: postgresql-client (psql) and openssl
+#      tools the end-to-end tests run: postgresql-client (psql), openssl and curl
 #   2. a running Docker engine (dockerd started in the background if needed),
 #      and a single-node swarm on it (docker swarm init, when inactive)
 #   3. the compose linter dclint (npm) in target/tools/node_modules
@@ -50,12 +50,14 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 # The end-to-end tests run these on the host (tests/e2e_engine.rs, e2e_swarm.rs, e2e_doctor_services.rs).
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# tests/e2e_nginx.rs talks HTTPS to nginx with curl.
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing packages: ${need_pkgs[*]}"
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" </dev/null
 else
-  log "packages present: docker.io docker-compose debootstrap postgresql-client openssl"
+  log "packages present: docker.io docker-compose debootstrap postgresql-client openssl curl"
 fi
 
 # --- 2. Docker engine ---------------------------------------------------------

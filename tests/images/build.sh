@@ -11,6 +11,11 @@
 #   ragctl-test/weaviate-standin:1    TEST STAND-IN, not Weaviate
 #   ragctl-test/app-standin:1         TEST STAND-IN for the Dify api/worker/web/sandbox/plugin_daemon images
 #   ragctl-test/squid:5               Debian squid, laid out like ubuntu/squid (ssrf_proxy)
+#   ragctl-test/prometheus:2          Debian prometheus (+ exporters, alertmanager), like prom/prometheus
+#   ragctl-test/postgres-exporter:0   Debian's postgres exporter (on the prometheus image)
+#   ragctl-test/redis-exporter:1      Debian's redis exporter (on the prometheus image)
+#   ragctl-test/blackbox-exporter:0   Debian's blackbox exporter (on the prometheus image)
+#   ragctl-test/monitoring-standin:1  TEST STAND-IN for grafana and cadvisor (neither is in Debian)
 #
 # Each image carries LABEL org.ragctl.recipe=<sha256 of its recipe>; an image
 # whose label matches the current recipe is not rebuilt. The root filesystem
@@ -36,6 +41,11 @@ CHILDREN=(
   "weaviate-standin ragctl-test/weaviate-standin:1"
   "app-standin ragctl-test/app-standin:1"
   "squid ragctl-test/squid:5"
+  "prometheus ragctl-test/prometheus:2"
+  "postgres-exporter ragctl-test/postgres-exporter:0 ragctl-test/prometheus:2"
+  "redis-exporter ragctl-test/redis-exporter:1 ragctl-test/prometheus:2"
+  "blackbox-exporter ragctl-test/blackbox-exporter:0 ragctl-test/prometheus:2"
+  "monitoring-standin ragctl-test/monitoring-standin:1"
 )
 
 # The engine is 20.10; use the classic builder (no buildx/BuildKit needed).

@@ -137,6 +137,37 @@ run squid -p 127.0.0.1::3128 -v "$squid_conf/squid.conf:/etc/squid/squid.conf:ro
 sp="$(port squid 3128)"
 wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$sp" || fail "squid not listening"
 ok "squid: listening on 3128"
+# A proxied request is logged; squid must still be running after it (a log it cannot write is fatal to squid).
+# (docker's port proxy accepts before squid does: retry until squid answers.)
+code=000
+for _ in $(seq 100); do
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x "http://127.0.0.1:$sp" http://127.0.0.1:9/ || true)"
+  [ "$code" = 000 ] || break
+  sleep 0.2
+done
+[ "$code" != 000 ] || fail "squid: no answer through the proxy"
+sleep 1
+[ "$(docker inspect -f '{{.State.Running}}' "$tag-squid")" = true ] || fail "squid: exited after a request ($(docker logs --tail 3 "$tag-squid" 2>&1))"
+ok "squid: answers a proxied request (HTTP $code) and keeps running"
 docker stop "$tag-squid" >/dev/null; rm -rf "$squid_conf"
+
+# --- prometheus and exporters ----------------------------------------------------
+# Debian's binaries are the entrypoints; the prometheus image also has promtool; each answers on its port.
+for image in prometheus:2 postgres-exporter:0 redis-exporter:1 blackbox-exporter:0; do
+  docker run --rm "ragctl-test/$image" --version >/dev/null 2>&1 || fail "$image: --version"
+done
+docker run --rm --entrypoint promtool ragctl-test/prometheus:2 --version >/dev/null 2>&1 || fail "prometheus: promtool"
+ok "prometheus, exporters: Debian binaries as entrypoints, promtool present"
+run prom ragctl-test/prometheus:2 --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus
+wait_for 30 docker exec "$tag-prom" wget -q -O /dev/null http://127.0.0.1:9090/-/ready || fail "prometheus not ready"
+ok "prometheus: ready on 9090 as $(docker exec "$tag-prom" id -un)"
+docker stop "$tag-prom" >/dev/null
+
+# --- monitoring stand-in ------------------------------------------------------------
+run mon ragctl-test/monitoring-standin:1
+wait_for 20 docker exec "$tag-mon" wget -q -O /dev/null http://127.0.0.1:3000/api/health || fail "grafana stand-in"
+docker exec "$tag-mon" wget -q -O - http://127.0.0.1:8080/metrics | grep -q '^standin_info 1' || fail "cadvisor stand-in /metrics"
+ok "monitoring stand-in: /api/health on 3000, /healthz and /metrics on 8080"
+docker stop "$tag-mon" >/dev/null
 
 echo "all image contract checks passed"

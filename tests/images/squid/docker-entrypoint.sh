@@ -7,9 +7,8 @@ args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   if [ "${args[$i]}" = "-f" ] && [ $((i + 1)) -lt ${#args[@]} ]; then conf="${args[$((i + 1))]}"; fi
 done
-# Access and cache logs to stdout unless the configuration says otherwise.
-ln -sf /dev/stdout /var/log/squid/access.log 2>/dev/null || true
-ln -sf /dev/stdout /var/log/squid/cache.log 2>/dev/null || true
+# Logs stay files in /var/log/squid, as in ubuntu/squid: squid's log daemon runs as the proxy user, which cannot
+# open the container's /dev/stdout (ENXIO), and squid exits on the first write to a dead log daemon.
 rm -f /run/squid.pid /run/squid/squid.pid
 if grep -qE '^[[:space:]]*cache_dir' "$conf"; then squid -f "$conf" -z -N; fi
 exec squid "${args[@]}"

@@ -119,7 +119,7 @@ pub fn checks() -> Vec<CheckDef> {
         },
         CheckDef {
             id: "nginx.tls_certificate",
-            title: "the TLS certificate and key nginx serves are present, readable and not expiring within 14 days",
+            title: "the TLS certificate and key nginx serves are present and readable; expiry within 14 days warns, within 7 fails",
             needs: &[],
             timeout: QUICK,
             applies: nginx_serves_tls,

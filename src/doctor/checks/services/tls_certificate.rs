@@ -8,7 +8,10 @@ use base64::Engine;
 
 use crate::doctor::Outcome;
 
+/// A certificate that expires within this many days warns: time to renew.
 const TLS_WARN_DAYS: i64 = 14;
+/// Within this many days it fails: a renewal that has not happened by now is an outage in the making.
+const TLS_FAIL_DAYS: i64 = 7;
 
 const CERT_LOCATION_HINT: &str = "NGINX_CERT_DIR in .env names the directory, `tls: {certificate, key}` in \
                                   ragctl.yaml the file names";
@@ -51,10 +54,15 @@ pub(super) fn assess_certificate(path: &Path, now: i64) -> Outcome {
     let renew = format!("renew the certificate in `{}`, then `ragctl restart nginx`", path.display());
     if not_after <= now {
         Outcome::fail(format!("certificate `{}` expired on {when}", path.display()), renew)
-    } else if days < TLS_WARN_DAYS {
+    } else if not_after - now <= TLS_WARN_DAYS * 86_400 {
         let left = not_after - now;
         let within = if left < 2 * 86_400 { format!("{} hours", left / 3600) } else { format!("{days} days") };
-        Outcome::warn(format!("certificate `{}` expires in {within}, on {when}", path.display()), renew)
+        let detail = format!("certificate `{}` expires in {within}, on {when}", path.display());
+        if left <= TLS_FAIL_DAYS * 86_400 {
+            Outcome::fail(format!("{detail}: {TLS_FAIL_DAYS} days or less"), renew)
+        } else {
+            Outcome::warn(detail, renew)
+        }
     } else {
         Outcome::pass(format!("certificate `{}` valid until {when} ({days} days)", path.display()))
     }
@@ -239,9 +247,18 @@ UNQyHSpUJFI=
         std::fs::write(&cert, CERT_UTCTIME).unwrap();
         let not_after = 1_798_506_203;
         assert_eq!(assess_certificate(&cert, not_after - 30 * 86_400).status, Status::Pass);
-        let soon = assess_certificate(&cert, not_after - 3 * 86_400);
+        let soon = assess_certificate(&cert, not_after - 10 * 86_400);
         assert_eq!(soon.status, Status::Warn);
-        assert!(soon.detail.contains("expires in 3 days"), "{}", soon.detail);
+        assert!(soon.detail.contains("expires in 10 days"), "{}", soon.detail);
+        // Within 7 days it fails, within 14 it warns (both bounds included).
+        let due = assess_certificate(&cert, not_after - 3 * 86_400);
+        assert_eq!(due.status, Status::Fail);
+        assert!(due.detail.contains("expires in 3 days") && due.detail.contains("7 days or less"), "{}", due.detail);
+        assert!(due.hint.unwrap().contains("renew the certificate"));
+        assert_eq!(assess_certificate(&cert, not_after - 7 * 86_400 - 1).status, Status::Warn);
+        assert_eq!(assess_certificate(&cert, not_after - 7 * 86_400).status, Status::Fail);
+        assert_eq!(assess_certificate(&cert, not_after - 14 * 86_400).status, Status::Warn);
+        assert_eq!(assess_certificate(&cert, not_after - 14 * 86_400 - 1).status, Status::Pass);
         let expired = assess_certificate(&cert, not_after + 1);
         assert_eq!(expired.status, Status::Fail);
         assert!(expired.detail.contains("expired on 2026-12-29"), "{}", expired.detail);
