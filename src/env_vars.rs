@@ -13,6 +13,8 @@ pub const COMPOSE_PROFILES: &str = "COMPOSE_PROFILES";
 pub const RAGCTL_ENV_FILE: &str = "RAGCTL_ENV_FILE";
 pub const RAGCTL_FORMAT: &str = "RAGCTL_FORMAT";
 pub const RAGCTL_SHAPE: &str = "RAGCTL_SHAPE";
+/// The Dify release to run, over ragctl.yaml `release:`.
+pub const RAGCTL_RELEASE: &str = "RAGCTL_RELEASE";
 pub const RAGCTL_REGISTRY: &str = "RAGCTL_REGISTRY";
 /// Prefix of per-service image overrides: `RAGCTL_IMAGE_<SERVICE>` (service upper-cased, `-` → `_`).
 pub const RAGCTL_IMAGE_PREFIX: &str = "RAGCTL_IMAGE_";

@@ -17,6 +17,9 @@ pub struct ProjectFile {
     /// Compose project name.
     #[serde(default)]
     pub project: Option<String>,
+    /// The Dify release to run (a file stem of `releases/`); default the newest.
+    #[serde(default)]
+    pub release: Option<String>,
     #[serde(default)]
     pub profiles: Option<Vec<String>>,
     #[serde(default)]

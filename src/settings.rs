@@ -55,6 +55,8 @@ pub struct TlsSettings {
 pub struct Settings {
     pub project_dir: PathBuf,
     pub project_name: String,
+    /// The selected Dify release (`1.13.3`): ragctl.yaml `release:`, `RAGCTL_RELEASE`, default the newest known.
+    pub release: String,
     /// Profiles asked for (the stack adds always-on and default profiles).
     pub profiles: Vec<String>,
     pub profiles_source: ProfileSource,
@@ -233,9 +235,12 @@ impl Settings {
             },
         };
 
+        let release = resolve_release(env, &file)?;
+
         Ok(Settings {
             project_dir,
             project_name,
+            release,
             profiles,
             profiles_source,
             shape,
@@ -276,6 +281,35 @@ impl Settings {
             Some(source) => source.key(path),
             None => crate::error::SourceLocation::file(crate::project_file::FILE_NAME),
         }
+    }
+}
+
+/// The releases this build knows: the file stems of `releases/*.yaml`, embedded at build time.
+static RELEASES: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/releases");
+
+/// Known release names, oldest first.
+pub fn known_releases() -> Vec<String> {
+    let mut names: Vec<String> =
+        RELEASES.files().filter_map(|f| f.path().to_str()?.strip_suffix(".yaml").map(str::to_string)).collect();
+    names.sort_by(|a, b| crate::version::compare(a, b).unwrap_or_else(|| a.cmp(b)));
+    names
+}
+
+/// The selected release: `RAGCTL_RELEASE` > ragctl.yaml `release:` > the newest known. One not known is a
+/// configuration error naming where it came from.
+fn resolve_release(env: &EnvSnapshot, file: &ProjectFile) -> Result<String, Error> {
+    let known = known_releases();
+    let chosen = env
+        .get(ev::RAGCTL_RELEASE)
+        .map(|r| (r.trim().to_string(), ev::RAGCTL_RELEASE))
+        .or_else(|| file.release.clone().map(|r| (r.trim().to_string(), "ragctl.yaml `release`")));
+    match chosen {
+        Some((name, _)) if known.contains(&name) => Ok(name),
+        Some((name, origin)) => Err(Error::config_hint(
+            format!("unknown Dify release `{name}` (from {origin})"),
+            format!("use one of: {}", known.join(", ")),
+        )),
+        None => known.last().cloned().ok_or_else(|| Error::config("this build knows no Dify release")),
     }
 }
 
@@ -403,6 +437,21 @@ mod tests {
         assert_eq!(s.shape, Shape::Full);
         let flags = Overrides { shape: Some(Shape::Middleware), ..Default::default() };
         assert_eq!(resolve(flags, &[("RAGCTL_SHAPE", "full")], "").unwrap().shape, Shape::Middleware);
+    }
+
+    #[test]
+    fn release_defaults_to_the_newest_and_an_unknown_one_names_its_source() {
+        assert_eq!(known_releases(), ["1.10.1-fix.1", "1.13.3"]);
+        assert_eq!(resolve(Overrides::default(), &[], "").unwrap().release, "1.13.3");
+        let s = resolve(Overrides::default(), &[], "release: 1.10.1-fix.1\n").unwrap();
+        assert_eq!(s.release, "1.10.1-fix.1");
+        let s = resolve(Overrides::default(), &[("RAGCTL_RELEASE", "1.13.3")], "release: 1.10.1-fix.1\n").unwrap();
+        assert_eq!(s.release, "1.13.3");
+        let err = resolve(Overrides::default(), &[], "release: 1.2.3\n").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("`1.2.3` (from ragctl.yaml `release`)"), "{err}");
+        let err = resolve(Overrides::default(), &[("RAGCTL_RELEASE", "9")], "").unwrap_err();
+        assert!(err.to_string().contains("RAGCTL_RELEASE"), "{err}");
     }
 
     #[test]
