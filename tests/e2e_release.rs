@@ -35,9 +35,9 @@ fn copies(project: &Project) -> BTreeMap<u32, Option<(String, u64)>> {
         if !read.status.success() {
             continue;
         }
-        let parsed = serde_json::from_slice::<serde_json::Value>(&read.stdout).ok().map(|v| {
-            (v["release"].as_str().unwrap_or_default().to_string(), v["generation"].as_u64().unwrap_or(0))
-        });
+        let parsed = serde_json::from_slice::<serde_json::Value>(&read.stdout)
+            .ok()
+            .map(|v| (v["release"].as_str().unwrap_or_default().to_string(), v["generation"].as_u64().unwrap_or(0)));
         out.insert(slot, parsed);
     }
     out
@@ -77,9 +77,13 @@ fn up_records_the_release_an_older_one_is_refused_before_anything_starts_and_all
     assert!(run.stderr.contains("--allow-downgrade"), "{}", run.stderr);
     assert_eq!(project.container_ids(), before, "nothing may be recreated");
     let checks = project.doctor(&["data.release"]);
-    assert_check(&checks, "data.release", "fail", &[&format!("data last run by {NEW}, selected {OLD}")], &[
-        &format!("release: {NEW}"),
-    ]);
+    assert_check(
+        &checks,
+        "data.release",
+        "fail",
+        &[&format!("data last run by {NEW}, selected {OLD}")],
+        &[&format!("release: {NEW}")],
+    );
 
     // The same with the stack removed (volumes kept): the record is read through a helper container, and no
     // container is created.
@@ -172,4 +176,39 @@ fn a_write_killed_halfway_never_leaves_a_torn_record_in_force() {
     // A clean run afterwards records again.
     project.ragctl(&["up", "--progress", "plain", "--allow-downgrade"]).assert_status(0);
     assert_eq!(newest(&project).map(|(r, _)| r), Some(NEW.to_string()));
+}
+
+#[test]
+fn backup_carries_the_release_and_restore_into_an_older_release_is_refused() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::with("rel-bk", |t| t.append("ragctl.yaml", &format!("release: {NEW}\n")));
+    project.up();
+    let run = project.ragctl(&["backup", "--format", "json"]);
+    run.assert_status(0);
+    let archive = std::path::PathBuf::from(run.json()["archive"].as_str().unwrap());
+    let archive = if archive.is_absolute() { archive } else { project.test.path().join(archive) };
+    let archive = archive.to_str().unwrap();
+    let verified = project.ragctl(&["backup", "verify", archive, "--format", "json"]);
+    verified.assert_status(0);
+    assert_eq!(verified.json()["release"], NEW, "{}", verified.stdout);
+    project.ragctl(&["down"]).assert_status(0);
+    let volumes = project.volumes();
+
+    // The selected release after the restore is older (RAGCTL_RELEASE over the archive's ragctl.yaml): refused
+    // before anything is stopped, removed or written.
+    let out = project.ragctl_command(&["restore", archive]).env("RAGCTL_RELEASE", OLD).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("this data was last run by Dify {NEW}; release {OLD} is older")), "{stderr}");
+    assert_eq!(project.volumes(), volumes);
+    assert!(project.container_ids().is_empty());
+
+    // Restored into another project: the record comes with the data.
+    let other = Project::new("rel-bk2");
+    other.ragctl(&["restore", archive, "--yes"]).assert_status(0);
+    assert_eq!(newest(&other).map(|(r, _)| r), Some(NEW.to_string()));
+    let checks = other.doctor(&["data.release"]);
+    assert_check(&checks, "data.release", "pass", &[&format!("data last run by {NEW}, selected {NEW}")], &[]);
 }
