@@ -130,8 +130,11 @@ pub async fn read_in(docker: &DockerClient, id: &str, name: &str, dir: &str) -> 
                 Ok(())
             })
             .await;
-        if read.is_err() {
-            continue; // no such copy
+        match read {
+            Ok(()) => {}
+            // No such copy; any other failure is not "nothing recorded" and is reported.
+            Err(Error::Docker { cause, .. }) if cause.ends_with("(HTTP 404)") => continue,
+            Err(e) => return Err(e),
         }
         let mut archive = tar::Archive::new(&tar_bytes[..]);
         if let Some(Ok(entry)) = archive.entries().ok().and_then(|mut e| e.next()) {
@@ -153,6 +156,9 @@ pub async fn write_in(
     current: Option<&ReleaseRecord>,
     release: &str,
 ) -> Result<ReleaseRecord, Error> {
+    // The generation continues from what the volume holds now, whatever the caller last saw (a cache).
+    let fresh = read_in(docker, id, name, dir).await?;
+    let base = [current.map(|c| c.generation), fresh.map(|f| f.generation)].into_iter().flatten().max();
     let record = ReleaseRecord {
         release: release.to_string(),
         ragctl_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -160,7 +166,7 @@ pub async fn write_in(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        generation: current.map_or(1, |c| c.generation + 1),
+        generation: base.map_or(1, |g| g + 1),
     };
     let json = serde_json::to_vec(&record).map_err(|e| Error::config(format!("failed to encode JSON: {e}")))?;
     let mut builder = tar::Builder::new(Vec::new());
