@@ -267,6 +267,9 @@ pub struct RestoreArgs {
     /// age identity file for an encrypted archive; repeatable
     #[arg(long, short = 'i', value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Restore data last run by a newer Dify release than the selected one
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +298,9 @@ pub struct UpArgs {
     /// Create data volumes anew even though they held this project's data (see README "Backups")
     #[arg(long)]
     pub allow_empty_data: bool,
+    /// Run a Dify release older than the newest that ran against this data (see README "Backups")
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]

@@ -32,3 +32,4 @@ pub mod secrets;
 pub mod settings;
 pub mod stack;
 pub mod swarm;
+pub mod version;

@@ -141,45 +141,9 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|r| r.release.as_str()).collect()
 }
 
-/// Order Dify versions: dotted numbers compare numerically (`1.10.1` > `1.9.2`); a `-fix.N` suffix comes after
-/// its base release (a fix of it), any other suffix (`-rc.1`, `-beta`) before it, as semver's pre-releases do.
+/// Order Dify versions (`crate::version`: `1.10.1-fix.1` < `1.13.3`); a name that is not a version sorts as text.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let (a_base, a_suffix) = a.split_once('-').map_or((a, None), |(x, s)| (x, Some(s)));
-    let (b_base, b_suffix) = b.split_once('-').map_or((b, None), |(x, s)| (x, Some(s)));
-    compare_dotted(a_base, b_base).then_with(|| match (a_suffix, b_suffix) {
-        (None, None) => Ordering::Equal,
-        (Some(s), None) => suffix_rank(s).cmp(&0),
-        (None, Some(s)) => 0.cmp(&suffix_rank(s)),
-        (Some(x), Some(y)) => suffix_rank(x).cmp(&suffix_rank(y)).then_with(|| compare_dotted(x, y)),
-    })
-}
-
-fn suffix_rank(suffix: &str) -> i8 {
-    if suffix.starts_with("fix") { 1 } else { -1 }
-}
-
-/// Dot-separated parts, numeric ones numerically, others as text; numbers sort before text.
-fn compare_dotted(a: &str, b: &str) -> Ordering {
-    let mut left = a.split('.');
-    let mut right = b.split('.');
-    loop {
-        match (left.next(), right.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(m), Ok(n)) => m.cmp(&n),
-                    (Ok(_), Err(_)) => Ordering::Less,
-                    (Err(_), Ok(_)) => Ordering::Greater,
-                    (Err(_), Err(_)) => x.cmp(y),
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-        }
-    }
+    crate::version::compare(a, b).unwrap_or_else(|| a.cmp(b))
 }
 
 /// How ragctl's service differs from Dify's compose for one key.

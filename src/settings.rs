@@ -248,6 +248,7 @@ impl Settings {
         Ok(Settings {
             project_dir,
             project_name,
+            release,
             profiles,
             profiles_source,
             shape,
@@ -263,7 +264,6 @@ impl Settings {
             replicas: file.replicas.clone(),
             resources: file.resources.clone(),
             tls,
-            release,
             quiet,
             verbose,
             color,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may reference its own layer and the layers below; a seam only the base.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("base", &["error", "dotenv", "output", "reporter", "atomic_file", "byte_size"]),
+    ("base", &["error", "dotenv", "output", "reporter", "atomic_file", "byte_size", "version"]),
     ("seam", &["docker", "postgres", "net", "env_vars", "env_file", "project_lock", "port_holder", "ready_cache"]),
     ("model", &["profile", "catalog", "project_file", "settings", "stack", "secrets", "render", "release"]),
     ("capability", &["engine", "swarm", "kubernetes", "doctor", "db", "backup"]),

@@ -264,6 +264,34 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
 }
 
 #[test]
+fn swarm_up_of_an_older_release_than_the_data_was_run_by_is_refused_before_anything_is_deployed() {
+    if !require_docker() {
+        return;
+    }
+    let project = SwarmProject::with("release", |t| t.append("ragctl.yaml", "release: 1.13.3\n"));
+    let release = |r: &str| {
+        let text =
+            project.test.read("ragctl.yaml").replace("release: 1.13.3\n", "").replace("release: 1.10.1-fix.1\n", "");
+        std::fs::write(project.test.path().join("ragctl.yaml"), format!("{text}release: {r}\n")).unwrap();
+    };
+    project.ragctl(&["up", "--target", "swarm"]).assert_status(0);
+    let versions = project.service_versions();
+
+    release("1.10.1-fix.1");
+    let refused = project.ragctl(&["up", "--target", "swarm"]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains("this data was last run by Dify 1.13.3; release 1.10.1-fix.1 is older"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(project.service_versions(), versions, "nothing may be updated");
+    project.ragctl(&["up", "--target", "swarm", "--allow-downgrade"]).assert_status(0);
+    // The record went down with the explicit downgrade: the older release now runs without the flag.
+    project.ragctl(&["up", "--target", "swarm"]).assert_status(0);
+}
+
+#[test]
 fn a_failing_task_fails_swarm_up_with_its_exit_code_and_log_lines() {
     if !require_docker() {
         return;

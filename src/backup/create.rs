@@ -111,6 +111,13 @@ pub async fn create(
             images.insert(c.service.clone(), ImageRef { image: c.image.clone(), id });
         }
     }
+    let release = match (
+        super::data_release::location(req.desired),
+        containers.iter().find(|c| c.service == super::data_release::SERVICE && c.number == 1),
+    ) {
+        (Some(at), Some(c)) => super::data_release::read_in(docker, &c.id, &c.name, &at.dir).await?.map(|r| r.release),
+        _ => None,
+    };
     let mut writer = ArchiveWriter::create(req.dir, &req.recipients)?;
     let mut members = Vec::new();
 
@@ -186,6 +193,7 @@ pub async fn create(
         ragctl_version: req.ragctl_version.to_string(),
         project: project.clone(),
         created: req.created.clone(),
+        release,
         images,
         postgres,
         volumes,

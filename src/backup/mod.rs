@@ -16,6 +16,7 @@
 
 pub mod archive;
 mod create;
+pub mod data_release;
 pub mod guard;
 pub mod paused;
 mod pg;
@@ -49,6 +50,9 @@ pub struct Manifest {
     pub ragctl_version: String,
     pub project: String,
     pub created: String,
+    /// The newest Dify release that ran against the data (its record, see [`data_release`]), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     /// Service → the image it ran and that image's id.
     pub images: BTreeMap<String, ImageRef>,
     pub postgres: Vec<PgInstance>,

@@ -353,6 +353,12 @@ pub async fn restore_data(
         targets.volumes.insert(entry.member.clone(), (helper.name, dir));
     }
     replay(docker, path, identities, manifest, &targets, reporter).await?;
+    // The archived data's release record goes with it (the caller checked the selected release against it).
+    if let (Some(release), Some(at), Some((id, name, _))) =
+        (&manifest.release, super::data_release::location(desired), targets.pg.get(super::data_release::SERVICE))
+    {
+        super::data_release::write_in(docker, id, name, &at.dir, None, release).await?;
+    }
     // A clean shutdown, so the data directory is consistent before `up` starts the service on it.
     for (id, name, _) in targets.pg.values() {
         docker.stop(id, name, Some(60)).await?;

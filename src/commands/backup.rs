@@ -159,6 +159,8 @@ struct VerifyReport<'a> {
     /// Tables whose row count after the deep restore differs from the manifest (`--deep` only).
     row_mismatches: Vec<RowCheck>,
     tables_checked: usize,
+    /// The newest Dify release that ran against the archived data, when it was recorded.
+    release: Option<&'a str>,
 }
 
 fn verify(settings: &Settings, out: &Output, path: &Path, deep: bool, identity: &[PathBuf]) -> Result<i32, Error> {
@@ -196,6 +198,7 @@ fn verify(settings: &Settings, out: &Output, path: &Path, deep: bool, identity: 
         deep,
         row_mismatches: mismatches,
         tables_checked: if deep { tables } else { 0 },
+        release: manifest.release.as_deref(),
     };
     if out.is_json() {
         out.json(&report);

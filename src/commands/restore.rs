@@ -89,6 +89,19 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Rest
     let project = settings.project_name.clone();
     let runtime = super::runtime()?;
 
+    let files =
+        backup::read_small_members(&args.archive, &identities, &[backup::MEMBER_ENV, backup::MEMBER_PROJECT_FILE])?;
+    // The release the project will run after the restore (the archive's ragctl.yaml, when it has one, replaces
+    // the project's) must not be older than the one that last ran against the archived data.
+    let after = match files.get(backup::MEMBER_PROJECT_FILE) {
+        Some(text) => {
+            let origin = format!("{}:{}", args.archive.display(), backup::MEMBER_PROJECT_FILE);
+            let file = crate::project_file::ProjectFile::parse(&origin, &String::from_utf8_lossy(text))?;
+            Settings::resolve_with(overrides, &EnvSnapshot::capture(), settings.project_dir.clone(), file)?.release
+        }
+        None => settings.release.clone(),
+    };
+    backup::data_release::decide(manifest.release.as_deref(), &after, args.allow_downgrade)?;
     // Refuse while the project runs: its data would change under the restore.
     runtime.block_on(async {
         let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
@@ -111,8 +124,6 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Rest
         Ok::<(), Error>(())
     })?;
 
-    let files =
-        backup::read_small_members(&args.archive, &identities, &[backup::MEMBER_ENV, backup::MEMBER_PROJECT_FILE])?;
     let mut files_restored = Vec::new();
     if !settings.project_dir.exists() {
         std::fs::create_dir_all(&settings.project_dir)
@@ -179,6 +190,7 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Rest
         remove_orphans: false,
         target: crate::cli::DeployTarget::Docker,
         allow_empty_data: false,
+        allow_downgrade: args.allow_downgrade,
     };
     out.info(&format!("data restored; bringing `{project}` up"));
     let code = super::up::run(&settings, &quiet_up, &up_args)?;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::backup::data_release::{self, Decision};
 use crate::cli::{DownArgs, PsArgs, UpArgs};
 use crate::docker::DockerClient;
 use crate::engine::spec::Desired;
@@ -55,7 +56,15 @@ pub fn up(
     let rep = reporter(settings.progress, settings.color);
     let result = runtime.block_on(super::interruptible(async {
         let docker = DockerClient::connect(settings.docker_host.as_deref()).await?;
-        swarm::up(&docker, stack, desired, vars, options, rep.as_ref()).await
+        let check = if args.dry_run { None } else { release_check(&docker, desired, settings, args).await? };
+        let deployment = swarm::up(&docker, stack, desired, vars, options, rep.as_ref()).await?;
+        let ready = deployment.outcomes.iter().any(|o| o.service == data_release::SERVICE && o.ready_ms.is_some());
+        if let Some((at, recorded, Decision::Raise | Decision::Lower)) = &check
+            && ready
+        {
+            data_release::write_volume(&docker, &desired.project, at, recorded.as_ref(), &settings.release).await?;
+        }
+        Ok(deployment)
     }));
     rep.finish();
     let deployment = result?;
@@ -98,6 +107,25 @@ pub fn up(
         ));
     }
     Ok(super::OK)
+}
+
+/// The data's release record, read through a helper container on the `db_postgres` volume (when it exists), and
+/// the decision; an older selected release is refused before anything is deployed.
+async fn release_check(
+    docker: &DockerClient,
+    desired: &Desired,
+    settings: &Settings,
+    args: &UpArgs,
+) -> Result<Option<(data_release::Location, Option<data_release::ReleaseRecord>, Decision)>, Error> {
+    let Some(at) = data_release::location(desired) else { return Ok(None) };
+    let recorded = if docker.list_volumes(&desired.project).await?.contains(&at.volume) {
+        data_release::read_volume(docker, &desired.project, &at).await?
+    } else {
+        None
+    };
+    let decision =
+        data_release::decide(recorded.as_ref().map(|r| r.release.as_str()), &settings.release, args.allow_downgrade)?;
+    Ok(Some((at, recorded, decision)))
 }
 
 #[derive(Serialize)]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::render::{FileStatus, status_of, write_rendered};
+use crate::backup::data_release::{self, Decision, ReleaseRecord};
 use crate::cli::UpArgs;
 use crate::docker::DockerClient;
 use crate::engine::apply::{HINT_RERUN, ServiceOutcome, apply_up, pull_images};
@@ -114,7 +115,10 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         if args.dry_run {
             return Ok((plan, lines, Vec::new()));
         }
-        // Data safety first: a volume that held data about to be created empty, a data directory of another major.
+        // Data safety first: data last run by a newer Dify release, a volume that held data about to be created
+        // empty, a data directory of another major.
+        let cache_dir = crate::project_lock::private_state_dir().ok();
+        let release = data_release_check(&docker, &desired, &observed, cache_dir.as_deref(), settings, args).await?;
         if !args.allow_empty_data {
             crate::backup::guard::check_missing(record.as_ref(), &desired, &plan.create_volumes)?;
         }
@@ -144,10 +148,10 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         write_project_files()?;
         let wait = !args.no_wait;
         // The cache is an optimisation: without a private directory for it, every service is simply probed.
-        let cache_dir = crate::project_lock::private_state_dir().ok();
         let proven = cache_dir.as_deref().map(|d| crate::ready_cache::load(d, &stack.project)).unwrap_or_default();
         let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait, &proven).await?;
         record_data_volumes(settings, &desired, record.as_ref())?;
+        record_release(&docker, &desired, &outcomes, cache_dir.as_deref(), settings, release).await?;
         if let Some(dir) = &cache_dir {
             let now_proven = outcomes.iter().flat_map(|o| o.proven.iter().cloned()).collect();
             crate::ready_cache::save(dir, &stack.project, &now_proven);
@@ -215,6 +219,74 @@ fn record_data_volumes(
     let path = settings.project_dir.join(crate::backup::guard::RECORD_FILE);
     let text = serde_json::to_vec_pretty(&record).map_err(|e| Error::config(format!("failed to encode JSON: {e}")))?;
     crate::atomic_file::write_atomic(&path, &text, Some(0o644)).map_err(|e| Error::io("write", &path, e))
+}
+
+/// What the release check found: the record, whether it came from the cache, and what to do after `up`.
+struct ReleaseCheck {
+    recorded: Option<ReleaseRecord>,
+    from_cache: bool,
+    decision: Decision,
+}
+
+/// Read the record of the newest release that ran against the data (from the cache while the `db_postgres`
+/// container it was read through stays; else through that container, or a helper container when there is none;
+/// nothing to read when the volume does not exist) and refuse an older selected release.
+async fn data_release_check(
+    docker: &DockerClient,
+    desired: &crate::engine::spec::Desired,
+    observed: &Observed,
+    cache_dir: Option<&std::path::Path>,
+    settings: &Settings,
+    args: &UpArgs,
+) -> Result<ReleaseCheck, Error> {
+    let at = data_release::location(desired).filter(|at| observed.volumes.contains(&at.volume));
+    let container = observed.containers.iter().find(|c| c.service == data_release::SERVICE && c.number == 1);
+    let (recorded, from_cache) = match (&at, container) {
+        (None, _) => (None, false),
+        (Some(at), Some(c)) => match cache_dir.and_then(|d| data_release::cached(d, &desired.project, &c.id)) {
+            Some(r) => (r, true),
+            None => (data_release::read_in(docker, &c.id, &c.name, &at.dir).await?, false),
+        },
+        (Some(at), None) => (data_release::read_volume(docker, &desired.project, at).await?, false),
+    };
+    let decision =
+        data_release::decide(recorded.as_ref().map(|r| r.release.as_str()), &settings.release, args.allow_downgrade)?;
+    Ok(ReleaseCheck { recorded, from_cache, decision })
+}
+
+/// Once PostgreSQL is proven ready: record the selected release when it is newer (or an allowed downgrade), and
+/// cache what the data now says. Skipped with --no-wait when PostgreSQL was not proven ready (the next `up` does it).
+async fn record_release(
+    docker: &DockerClient,
+    desired: &crate::engine::spec::Desired,
+    outcomes: &[ServiceOutcome],
+    cache_dir: Option<&std::path::Path>,
+    settings: &Settings,
+    check: ReleaseCheck,
+) -> Result<(), Error> {
+    if check.decision == Decision::Keep && check.from_cache {
+        return Ok(());
+    }
+    let Some(at) = data_release::location(desired) else { return Ok(()) };
+    let ready =
+        outcomes.iter().any(|o| o.service == data_release::SERVICE && (o.ready_ms.is_some() || !o.proven.is_empty()));
+    if !ready {
+        return Ok(());
+    }
+    let containers = docker.list_containers(&desired.project).await?;
+    let Some(c) = containers.iter().find(|c| c.service == data_release::SERVICE && c.number == 1) else {
+        return Ok(());
+    };
+    let record = match check.decision {
+        Decision::Keep => check.recorded,
+        Decision::Raise | Decision::Lower => Some(
+            data_release::write_in(docker, &c.id, &c.name, &at.dir, check.recorded.as_ref(), &settings.release).await?,
+        ),
+    };
+    if let Some(dir) = cache_dir {
+        data_release::remember(dir, &desired.project, &c.id, record.as_ref());
+    }
+    Ok(())
 }
 
 async fn observe(docker: &DockerClient, desired: &crate::engine::spec::Desired) -> Result<Observed, Error> {

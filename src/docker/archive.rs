@@ -95,12 +95,12 @@ impl DockerClient {
 
     /// Download `path` of the container as the Engine's tar archive (ownership, modes and symlinks as stored),
     /// chunk by chunk into `sink`.
-    pub async fn archive_get(
+    pub async fn archive_get<S: FnMut(&[u8]) -> Result<(), Error> + ?Sized>(
         &self,
         id: &str,
         name: &str,
         path: &str,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+        sink: &mut S,
     ) -> Result<(), Error> {
         let opts = DownloadFromContainerOptions { path: path.to_string() };
         let mut stream = self.inner.download_from_container(id, Some(opts));

@@ -1,6 +1,7 @@
 //! The catalogue of checks, grouped by what they look at. Ids are stable public API (README "Doctor checks").
 
 pub(crate) mod config;
+mod data;
 mod docker;
 mod host;
 pub mod postgres;
@@ -16,6 +17,7 @@ pub fn all() -> Vec<CheckDef> {
     defs.extend(config::checks());
     defs.extend(docker::container_checks());
     defs.extend(postgres::checks());
+    defs.extend(data::checks());
     defs.extend(services::checks());
     defs
 }
