@@ -34,6 +34,8 @@ struct AdoptReport {
     /// The deployment's compose project name (its containers' label).
     compose_project: String,
     env: ImportReport,
+    /// Secrets the deployment's `.env` lacked, generated (names only).
+    secrets_generated: Vec<String>,
     copied: Vec<Transfer>,
     skipped: Vec<Skipped>,
     databases: usize,
@@ -120,7 +122,14 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Adop
     // The deployment's values, in memory until the data checks pass.
     let (first, _) = import(settings, &env_path, false, false)?;
     confirm_overwrite(settings, &first.conflicts)?;
-    let (env_report, doc) = import(settings, &env_path, true, false)?;
+    let (env_report, mut doc) = import(settings, &env_path, true, false)?;
+    // Secrets the deployment did not have are generated, as `up` would (names said, never values).
+    let (_, stack) = super::load_stack(settings)?;
+    let generated = crate::secrets::plan_gen(&stack.secrets, &doc, &[])?;
+    for c in &generated {
+        doc.set_in_group(&c.profile, &c.name, c.value.expose());
+    }
+    let secrets_generated: Vec<String> = generated.iter().map(|c| c.name.clone()).collect();
     let desired = super::backup::desired_with(settings, &doc)?;
     let (mut transfers, skipped) = adopt::plan(&dir, &desired);
     if transfers.is_empty() {
@@ -150,7 +159,7 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Adop
     })?;
 
     // Checks passed: the project's files, then the data.
-    if !env_report.imported.is_empty() {
+    if !env_report.imported.is_empty() || !secrets_generated.is_empty() {
         EnvFile::load(&settings.env_file)?.save(&doc)?;
     }
     let settings = Settings::resolve(overrides, &EnvSnapshot::capture())?;
@@ -202,6 +211,7 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Adop
         project: project.clone(),
         compose_project,
         env: env_report,
+        secrets_generated,
         copied: transfers,
         skipped,
         databases: before.values().map(|d| d.len()).sum(),
@@ -213,6 +223,9 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Adop
         out.json(&report);
     } else {
         print_report(out, &report.env, &Catalog::load(&settings.project_dir)?);
+        if !report.secrets_generated.is_empty() {
+            out.info(&format!("  generated missing secrets: {}", report.secrets_generated.join(", ")));
+        }
         for t in &report.copied {
             out.info(&format!("  copied {} → volume {} ({} bytes)", t.source, t.volume, t.bytes));
         }
