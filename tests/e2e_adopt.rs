@@ -1,7 +1,7 @@
 //! End-to-end test of `ragctl adopt` against the real Docker engine: a directory laid out like Dify's `docker/`
 //! with real PostgreSQL 15 data (written by the test image through a bind mount, in two databases), a real Redis
 //! dump, and a weaviate directory with a file and a symlink; refused while a container of that deployment runs
-//! (by its compose label, and by a bind mount alone); adopted; rows, files, owners, the symlink and the `.env`
+//! (by its compose label, and by a bind mount alone) and for another PostgreSQL major; adopted; rows, files, owners, the symlink and the `.env`
 //! values checked in the project; the directory byte-identical afterwards; a second adopt refused because the
 //! project's volumes hold data.
 
@@ -162,6 +162,21 @@ fn adopt_takes_over_a_dify_directory_with_its_data_and_leaves_it_untouched() {
     refused.assert_status(1);
     assert!(refused.stderr.contains(&holder), "{}", refused.stderr);
     started.remove(&holder);
+
+    // Another PostgreSQL major than the project's image: refused with the fix, before anything is written.
+    let other = tempfile::Builder::new().prefix("ragctl-adopt-pg14").tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join("volumes/db/data/pgdata")).unwrap();
+    std::fs::write(other.path().join("volumes/db/data/pgdata/PG_VERSION"), "14\n").unwrap();
+    std::fs::copy(dir.join(".env"), other.path().join(".env")).unwrap();
+    let refused = project.ragctl(&["adopt", other.path().to_str().unwrap()]);
+    refused.assert_status(1);
+    assert!(
+        refused.stderr.contains("holds PostgreSQL 14 data") && refused.stderr.contains("(PostgreSQL 15)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!project.test.exists(".env"), "a refused adopt wrote .env");
+    assert!(project.volumes().is_empty(), "a refused adopt created volumes: {:?}", project.volumes());
 
     let before = tree(&dir);
     let adopted = project.ragctl(&["adopt", dir_arg, "--yes", "--format", "json"]);
