@@ -217,10 +217,16 @@ impl DockerClient {
         self.inner.pause_container(id).await.map_err(docker_err("pause container", name))
     }
 
-    /// Unpause; a container that is not paused (or gone) is fine.
+    /// Unpause; a container that is not paused (or gone) is fine. (Engine 20.10 answers "is not paused" with 500,
+    /// e.g. when another ragctl process resumed it first.)
     pub async fn unpause(&self, id: &str, name: &str) -> Result<(), Error> {
         match self.inner.unpause_container(id).await {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 500, message })
+                if message.contains("is not paused") =>
+            {
+                Ok(())
+            }
             other => other.map_err(docker_err("unpause container", name)),
         }
     }
