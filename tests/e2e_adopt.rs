@@ -111,7 +111,8 @@ fn deployment(started: &mut Started, compose: &str) -> (tempfile::TempDir, PathB
             Err("not ready".into())
         }
     });
-    let psql = |database: &str, sql: &str| docker(&["exec", &db, "psql", "-U", "postgres", "-d", database, "-tAqc", sql]);
+    let psql =
+        |database: &str, sql: &str| docker(&["exec", &db, "psql", "-U", "postgres", "-d", database, "-tAqc", sql]);
     psql("dify", "create table docs(id int primary key, body text)");
     psql("dify", "insert into docs select g, md5(g::text) from generate_series(1, 10000) g");
     psql("postgres", "create database dify_plugin");
@@ -186,7 +187,8 @@ fn adopt_takes_over_a_dify_directory_with_its_data_and_leaves_it_untouched() {
     assert_eq!(report["compose_project"], compose.as_str());
     let tables = report["tables_checked"].as_u64().unwrap();
     assert!(tables >= 2, "{}", adopted.stdout);
-    let copied: Vec<&str> = report["copied"].as_array().unwrap().iter().map(|c| c["source"].as_str().unwrap()).collect();
+    let copied: Vec<&str> =
+        report["copied"].as_array().unwrap().iter().map(|c| c["source"].as_str().unwrap()).collect();
     for source in ["volumes/db/data", "volumes/redis/data", "volumes/weaviate"] {
         assert!(copied.contains(&source), "{source} not copied: {}", adopted.stdout);
     }

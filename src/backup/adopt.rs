@@ -323,8 +323,7 @@ pub async fn compare_running(docker: &DockerClient, project: &str, before: &Coun
             let tables: std::collections::BTreeSet<&String> =
                 e.into_iter().flat_map(|m| m.keys()).chain(a.into_iter().flat_map(|m| m.keys())).collect();
             for table in tables {
-                let (expected, actual) =
-                    (e.and_then(|m| m.get(table)).copied(), a.and_then(|m| m.get(table)).copied());
+                let (expected, actual) = (e.and_then(|m| m.get(table)).copied(), a.and_then(|m| m.get(table)).copied());
                 if expected != actual {
                     differ.push(RowCheck {
                         service: service.clone(),

@@ -82,8 +82,7 @@ pub fn run(settings: &Settings, out: &Output, overrides: &Overrides, args: &Adop
         ));
     }
     let dify_env = crate::dotenv::load(&env_path).map_err(map_load_error)?.resolved(&|_| None);
-    let compose_project =
-        adopt::compose_project_name(&dir, dify_env.get("COMPOSE_PROJECT_NAME").map(String::as_str));
+    let compose_project = adopt::compose_project_name(&dir, dify_env.get("COMPOSE_PROJECT_NAME").map(String::as_str));
     let project = settings.project_name.clone();
     if args.replace_data {
         super::confirm_volume_removal(settings, &project)?;
