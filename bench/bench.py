@@ -19,7 +19,7 @@ removed, straight through the API from one process. Both floors are measured in 
 Also: stripped release binary size and ragctl's peak RSS during a cold `up` (/usr/bin/time -v).
 
 Backup and restore (--data-mb N, default 1024; --smoke: 16): with N MB of rows in PostgreSQL and N MB in the
-Weaviate stand-in's volume, ragctl `backup` against the same work by hand (`docker exec … pg_dump -Fc` piped
+Weaviate stand-in's volume, ragctl `backup` against the same work by hand (`docker exec … pg_dump -Fc -Z 0` piped
 through `zstd`, and `tar` of the volume from a helper container through `zstd`), and `restore` against the same
 data put back by hand (`zstd -dc | docker exec -i … pg_restore`, and `zstd -dc | tar -x` into the volume), with
 ragctl's peak RSS during both (/usr/bin/time -v). --no-backup skips it.
@@ -316,9 +316,10 @@ def bench_backup(ragctl, env, data_mb, rounds):
             b_r.append(ms)
             rss_b.append(rss)
             out["archive_bytes"] = os.path.getsize(archive)
-            # By hand: the same dump and the same tar, each through zstd (its default level, as ragctl).
+            # By hand: the same dump and the same tar, each through zstd (its default level, as ragctl). `-Z 0` as
+            # ragctl: pg_dump -Fc compresses with gzip by default, and compressing twice is slower than either.
             b_h.append(shell(
-                f"docker exec {db} pg_dump -U postgres -Fc dify | zstd -q -3 -o {work}/dify.dump.zst -f; "
+                f"docker exec {db} pg_dump -U postgres -Fc -Z 0 dify | zstd -q -3 -o {work}/dify.dump.zst -f; "
                 f"docker pause {wv} >/dev/null; "
                 f"{helper} tar -C /v -cf - . | zstd -q -3 -o {work}/vol.tar.zst -f; "
                 f"docker unpause {wv} >/dev/null", stack, env))
