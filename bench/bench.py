@@ -18,6 +18,12 @@ and the engine's floor of `down`: the same containers stopped (dependents first)
 removed, straight through the API from one process. Both floors are measured in every round, after A and B.
 Also: stripped release binary size and ragctl's peak RSS during a cold `up` (/usr/bin/time -v).
 
+Backup and restore (--data-mb N, default 1024; --smoke: 16): with N MB of rows in PostgreSQL and N MB in the
+Weaviate stand-in's volume, ragctl `backup` against the same work by hand (`docker exec … pg_dump -Fc -Z 0` piped
+through `zstd`, and `tar` of the volume from a helper container through `zstd`), and `restore` against the same
+data put back by hand (`zstd -dc | docker exec -i … pg_restore`, and `zstd -dc | tar -x` into the volume), with
+ragctl's peak RSS during both (/usr/bin/time -v). --no-backup skips it.
+
 Figures are printed, never asserted. --smoke runs one round of everything (CI keeps the script working).
 """
 import argparse
@@ -244,6 +250,102 @@ def snapshot_containers():
     return snaps
 
 
+# -------------------------------------------------------------------------------- backup / restore
+
+BACKUP_PROJECT = "ragbenchbk"
+BACKUP_YAML = """project: ragbenchbk
+profiles: [weaviate]
+images:
+  db_postgres: ragctl-test/postgres:15
+  redis: ragctl-test/redis:7
+  weaviate: ragctl-test/weaviate-standin:1
+ports:
+  EXPOSE_DB_PORT: 25442
+  EXPOSE_REDIS_PORT: 26389
+  EXPOSE_WEAVIATE_PORT: 28090
+  EXPOSE_WEAVIATE_GRPC_PORT: 25061
+"""
+
+
+def timed_rss(cmd, cwd, env):
+    """Wall time (ms) and peak RSS (KiB) of one command, through /usr/bin/time -v."""
+    start = time.perf_counter()
+    proc = run(["/usr/bin/time", "-v", *cmd], cwd, env)
+    ms = (time.perf_counter() - start) * 1000.0
+    rss = next((int(l.split(":")[1]) for l in proc.stderr.splitlines() if "Maximum resident set size" in l), 0)
+    return ms, rss
+
+
+def shell(script, cwd, env):
+    """Time a shell pipeline (`set -o pipefail`: a failing stage fails it)."""
+    return timed(["bash", "-c", "set -euo pipefail; " + script], cwd, env)
+
+
+def bench_backup(ragctl, env, data_mb, rounds):
+    """ragctl backup / restore against the same work by hand, on `data_mb` MB in PostgreSQL and in a volume."""
+    stack = tempfile.mkdtemp(prefix="ragctl-bench-backup-")
+    rg = lambda *a: [ragctl, "-q", "--progress", "quiet", *a]  # noqa: E731
+    db, wv = f"{BACKUP_PROJECT}-db_postgres-1", f"{BACKUP_PROJECT}-weaviate-1"
+    volume = f"{BACKUP_PROJECT}_weaviate_data"
+    out = {}
+    try:
+        with open(os.path.join(stack, "ragctl.yaml"), "w") as f:
+            f.write(BACKUP_YAML)
+        run(rg("down", "--volumes", "-y"), stack, env, check=False)
+        run(rg("up"), stack, env)
+        # ~512 random hex characters per row (what zstd can halve, not erase), ~600 bytes on disk with overhead.
+        rows_n = max(1, data_mb * 1024 * 1024 // 600)
+        body = " || ".join(["md5(random()::text)"] * 16)
+        run(["docker", "exec", db, "psql", "-U", "postgres", "-d", "dify", "-qc",
+             f"create table bench(id bigint primary key, body text); "
+             f"insert into bench select g, {body} from generate_series(1, {rows_n}) g"], stack, env)
+        # Vectors: random bytes, as incompressible as embeddings are.
+        run(["docker", "exec", wv, "sh", "-c",
+             f"head -c {data_mb * 1024 * 1024} /dev/urandom > /var/lib/weaviate/blob.bin"], stack, env)
+        size = run(["docker", "exec", db, "psql", "-U", "postgres", "-d", "dify", "-tAc",
+                    "select pg_database_size('dify')"], stack, env).stdout.strip()
+        out["pg_bytes"] = int(size)
+        out["volume_bytes"] = data_mb * 1024 * 1024
+        work = os.path.join(stack, "out")
+        os.makedirs(work)
+        b_r, b_h, r_r, r_h, rss_b, rss_r = ([] for _ in range(6))
+        helper = f"docker run --rm -v {volume}:/v ragctl-test/base:bookworm"
+        for i in range(rounds):
+            archive = os.path.join(work, f"a{i}.tar.zst")
+            ms, rss = timed_rss(rg("backup", "--output", archive), stack, env)
+            b_r.append(ms)
+            rss_b.append(rss)
+            out["archive_bytes"] = os.path.getsize(archive)
+            # By hand: the same dump and the same tar, each through zstd (its default level, as ragctl). `-Z 0` as
+            # ragctl: pg_dump -Fc compresses with gzip by default, and compressing twice is slower than either.
+            b_h.append(shell(
+                f"docker exec {db} pg_dump -U postgres -Fc -Z 0 dify | zstd -q -3 -o {work}/dify.dump.zst -f; "
+                f"docker pause {wv} >/dev/null; "
+                f"{helper} tar -C /v -cf - . | zstd -q -3 -o {work}/vol.tar.zst -f; "
+                f"docker unpause {wv} >/dev/null", stack, env))
+            # ragctl restore: volumes re-created, data put back, the stack up, row counts compared.
+            run(rg("down"), stack, env)
+            ms, rss = timed_rss(rg("restore", "--yes", archive), stack, env)
+            r_r.append(ms)
+            rss_r.append(rss)
+            os.remove(archive)
+            # By hand, from the same starting point (the stack down, its data volumes to be replaced): fresh
+            # volumes and an initialised server (`down --volumes`, `up`), then pg_restore and untar.
+            run(rg("down"), stack, env)
+            r_h.append(shell(
+                f"{ragctl} -q --progress quiet down --volumes -y; {ragctl} -q --progress quiet up; "
+                f"zstd -dc {work}/dify.dump.zst | docker exec -i {db} pg_restore -U postgres -d dify --no-owner; "
+                f"docker stop {wv} >/dev/null; "
+                f"zstd -dc {work}/vol.tar.zst | docker run --rm -i -v {volume}:/v ragctl-test/base:bookworm tar -C /v -xf -; "
+                f"docker start {wv} >/dev/null", stack, env))
+        out.update(backup_r=b_r, backup_h=b_h, restore_r=r_r, restore_h=r_h, rss_backup=max(rss_b),
+                   rss_restore=max(rss_r))
+    finally:
+        subprocess.run([ragctl, "-q", "down", "--volumes", "-y"], cwd=stack, env=env, capture_output=True)
+        shutil.rmtree(stack, ignore_errors=True)
+    return out
+
+
 # ------------------------------------------------------------------------------------------- main
 
 
@@ -254,6 +356,11 @@ def main():
     ap.add_argument("--ragctl", default=os.path.join(REPO, "target", "release", "ragctl"))
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--no-docker", action="store_true", help="only the figures that need no Docker engine")
+    ap.add_argument("--data-mb", type=int, default=None,
+                    help="MB in PostgreSQL and in a volume for backup/restore (default 1024; --smoke: 16)")
+    ap.add_argument("--backup-rounds", type=int, default=1, help="rounds of backup/restore")
+    ap.add_argument("--no-backup", action="store_true", help="skip backup/restore")
+    ap.add_argument("--only-backup", action="store_true", help="only backup/restore")
     args = ap.parse_args()
     rounds = 1 if args.smoke else args.rounds
     ragctl = os.path.abspath(args.ragctl)
@@ -263,8 +370,8 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCTL_", "COMPOSE_"))}
     rows = []
 
-    def row(figure, ragctl_samples, compose_samples=None, target=""):
-        r = {"figure": figure, "ragctl": stats(ragctl_samples), "target": target}
+    def row(figure, ragctl_samples, compose_samples=None, target="", vs="compose"):
+        r = {"figure": figure, "ragctl": stats(ragctl_samples), "target": target, "vs": vs}
         if compose_samples:
             r["compose"] = stats(compose_samples)
         rows.append(r)
@@ -298,7 +405,17 @@ def main():
     cp_ratio = None
     down_floor_ms = None
     rss_kb = None
-    if not args.no_docker:
+    if not args.no_docker and not args.no_backup:
+        data_mb = args.data_mb or (16 if args.smoke else 1024)
+        bk = bench_backup(ragctl, env, data_mb, 1 if args.smoke else args.backup_rounds)
+        note = f"{bk['pg_bytes'] / 2**20:.0f} MiB in PostgreSQL, {bk['volume_bytes'] / 2**20:.0f} MiB in a volume"
+        row(f"backup ({note}; archive {bk['archive_bytes'] / 2**20:.0f} MiB)", bk["backup_r"], bk["backup_h"],
+            target="≤ 1.1 × by hand", vs="by hand")
+        row("restore (ragctl: + volumes re-created, up, row counts; by hand: down -v, up, pg_restore, untar)",
+            bk["restore_r"], bk["restore_h"], target="≤ 1.1 × by hand", vs="by hand")
+        rows.append({"figure": "peak RSS of ragctl during backup / restore", "ragctl": None,
+                     "value": f"{bk['rss_backup'] / 1024:.1f} / {bk['rss_restore'] / 1024:.1f} MB", "target": "≤ 50 MB"})
+    if not args.no_docker and not args.only_backup:
         if not compose:
             sys.exit("docker-compose is not installed (tests/setup.sh installs it); use --no-docker to skip")
         stack = tempfile.mkdtemp(prefix="ragctl-bench-stack-")
@@ -387,9 +504,15 @@ def report(rows, cp_ms, cp_ratio, down_floor_ms, size_mb, rss_kb, args, rounds):
     print(f"# machine: {os.cpu_count()} cores, {cpu_model()}, docker-compose {compose_version()}")
     fmt = lambda s: f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f}"  # noqa: E731
     if args.markdown:
-        print("| figure | ragctl min / median / max ms | docker-compose min / median / max ms | ratio (median) | target |")
+        print("| figure | ragctl min / median / max ms | docker-compose (backup, restore: by hand) min / median / max ms | ratio (median) | target |")
         print("|---|---|---|---|---|")
     for r in rows:
+        if r["ragctl"] is None:
+            if args.markdown:
+                print(f"| {r['figure']} | {r['value']} | — | — | {r['target']} |")
+            else:
+                print(f"{r['figure']:<55} {r['value']}   [{r['target']}]")
+            continue
         c = r.get("compose")
         ratio = f"{r['ragctl']['median'] / c['median']:.2f}" if c else ""
         if r["figure"].startswith("cold up") and cp_ms:
@@ -404,7 +527,7 @@ def report(rows, cp_ms, cp_ratio, down_floor_ms, size_mb, rss_kb, args, rounds):
         else:
             line = f"{r['figure']:<55} ragctl {fmt(r['ragctl']):>22} ms"
             if c:
-                line += f"   compose {fmt(c):>22} ms   ratio {ratio}"
+                line += f"   {r['vs']} {fmt(c):>22} ms   ratio {ratio}"
             print(line + f"   [{r['target']}]")
     extra = []
     if cp_ms:

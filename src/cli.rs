@@ -185,6 +185,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a `ragctl backup` archive into this project, bring it up and check its row counts
     Restore(RestoreArgs),
+    /// Take over a Dify docker/ deployment: its .env and its data, copied into this project's volumes
+    Adopt(AdoptArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -255,6 +257,15 @@ pub enum BackupCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The deployment's docker/ directory (its .env, docker-compose.yaml and volumes/); only read
+    pub dir: PathBuf,
+    /// Replace the data of project volumes that already hold some (asks first unless --yes)
+    #[arg(long)]
+    pub replace_data: bool,
 }
 
 #[derive(Debug, Args)]

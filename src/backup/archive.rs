@@ -4,7 +4,9 @@
 //!
 //! A member's size must be in its tar header before its bytes, and a dump's size is known only at its end: each
 //! member is spooled first to an unlinked temporary file beside the archive (never in memory, never in the
-//! container), hashed on the way, then appended.
+//! container), hashed and compressed on the way (so compression runs while the dump is still being made, as in
+//! `pg_dump | zstd`), then appended as it is. The archive is a sequence of zstd frames (each tar header, each
+//! member's spooled frame, the padding), which zstd decodes as one stream: the tar.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
@@ -124,7 +126,29 @@ pub fn parse_recipients(values: &[String]) -> Result<Vec<age::x25519::Recipient>
 pub struct ArchiveWriter {
     dir: PathBuf,
     temp: tempfile::NamedTempFile,
-    tar: tar::Builder<zstd::Encoder<'static, Sink>>,
+    /// The file (age-encrypted or not) that the zstd frames go to.
+    sink: Sink,
+}
+
+/// A zstd encoder with a frame checksum: corruption shows as a read error in the member it hits, not only as a
+/// bad sha256.
+fn encoder<W: Write>(inner: W) -> io::Result<zstd::Encoder<'static, W>> {
+    let mut encoder = zstd::Encoder::new(inner, ZSTD_LEVEL)?;
+    encoder.include_checksum(true)?;
+    Ok(encoder)
+}
+
+/// The tar bytes of a member's header (with GNU long-name entries when needed) followed by `data` and its padding.
+fn tar_bytes(name: &str, size: u64, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_mtime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    header.set_entry_type(tar::EntryType::Regular);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_data(&mut header, name, data)?;
+    // Taken before the builder is dropped, which would append the end-of-archive blocks.
+    Ok(std::mem::take(builder.get_mut()))
 }
 
 fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
@@ -153,24 +177,39 @@ impl ArchiveWriter {
                 .map_err(|e| Error::config(format!("failed to encrypt to the recipients: {e}")))?;
             Sink::Age(encryptor.wrap_output(buffered).map_err(io_err("write", temp.path()))?)
         };
-        let mut encoder = zstd::Encoder::new(sink, ZSTD_LEVEL).map_err(io_err("compress", temp.path()))?;
-        // A frame checksum: corruption shows as a read error in the member it hits, not only as a bad sha256.
-        encoder.include_checksum(true).map_err(io_err("compress", temp.path()))?;
-        Ok(ArchiveWriter { dir: dir.to_path_buf(), temp, tar: tar::Builder::new(encoder) })
+        Ok(ArchiveWriter { dir: dir.to_path_buf(), temp, sink })
     }
 
-    /// A spool for one member: an unlinked temporary file beside the archive.
+    /// Compress `bytes` as one frame onto the archive.
+    fn frame(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let path = self.temp.path().to_path_buf();
+        let mut encoder = encoder(&mut self.sink).map_err(io_err("compress", &path))?;
+        encoder.write_all(bytes).map_err(io_err("write", &path))?;
+        encoder.finish().map(|_| ()).map_err(io_err("write", &path))
+    }
+
+    /// A spool for one member: an unlinked temporary file beside the archive, written compressed.
     pub fn spool(&self) -> Result<Spool, Error> {
         let file = tempfile::tempfile_in(&self.dir).map_err(io_err("create a temporary file in", &self.dir))?;
-        Ok(Spool { inner: Hashing::new(BufWriter::with_capacity(1 << 20, file)), started: Instant::now() })
+        let compressed = encoder(BufWriter::with_capacity(1 << 20, file)).map_err(io_err("compress", &self.dir))?;
+        Ok(Spool { inner: Hashing::new(compressed), started: Instant::now() })
     }
 
-    /// Append a spooled member under `name`; returns its size and sha256.
+    /// Append a spooled member under `name`: its header, its compressed bytes as spooled, its padding. Returns its
+    /// size and sha256.
     pub fn append(&mut self, name: &str, spool: Spool) -> Result<Digested, Error> {
-        let (buffered, digested) = spool.inner.digest();
+        let (compressed, digested) = spool.inner.digest();
+        let buffered = compressed.finish().map_err(io_err("write a temporary file in", &self.dir))?;
         let mut file = buffered.into_inner().map_err(|e| Error::io("write", &self.dir, e.into_error()))?;
         file.rewind().map_err(io_err("read back", &self.dir))?;
-        self.append_reader(name, digested.size, &mut file)?;
+        let header = tar_bytes(name, digested.size, &[]).map_err(io_err("write", &self.dir))?;
+        self.frame(&header)?;
+        let path = self.temp.path().to_path_buf();
+        io::copy(&mut BufReader::with_capacity(1 << 20, file), &mut self.sink).map_err(io_err("write", &path))?;
+        let padding = (512 - digested.size % 512) % 512;
+        if padding > 0 {
+            self.frame(&vec![0u8; padding as usize])?;
+        }
         Ok(digested)
     }
 
@@ -178,27 +217,17 @@ impl ArchiveWriter {
     pub fn append_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<Digested, Error> {
         let mut hashing = Hashing::new(io::sink());
         hashing.write_all(bytes).map_err(io_err("hash", &self.dir))?;
-        self.append_reader(name, bytes.len() as u64, &mut &bytes[..])?;
+        let member = tar_bytes(name, bytes.len() as u64, bytes).map_err(io_err("write", &self.dir))?;
+        self.frame(&member)?;
         Ok(hashing.digest().1)
     }
 
-    fn append_reader(&mut self, name: &str, size: u64, data: &mut dyn Read) -> Result<(), Error> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(size);
-        header.set_mode(0o600);
-        header.set_mtime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
-        header.set_entry_type(tar::EntryType::Regular);
+    /// Finish the archive (its end-of-archive blocks), sync the file, rename it to `dest` (never over an existing
+    /// file) and sync the directory: `dest` exists only complete.
+    pub fn commit(mut self, dest: &Path) -> Result<(), Error> {
         let path = self.temp.path().to_path_buf();
-        self.tar.append_data(&mut header, name, data).map_err(io_err("write", &path))
-    }
-
-    /// Finish the streams, sync the file, rename it to `dest` (never over an existing file) and sync the
-    /// directory: `dest` exists only complete.
-    pub fn commit(self, dest: &Path) -> Result<(), Error> {
-        let path = self.temp.path().to_path_buf();
-        let encoder = self.tar.into_inner().map_err(io_err("write", &path))?;
-        let sink = encoder.finish().map_err(io_err("write", &path))?;
-        let file = sink.finish().map_err(io_err("write", &path))?;
+        self.frame(&[0u8; 1024])?;
+        let file = self.sink.finish().map_err(io_err("write", &path))?;
         file.sync_all().map_err(io_err("sync", &path))?;
         self.temp.persist_noclobber(dest).map_err(|e| Error::io("rename into place", dest, e.error))?;
         let dir = File::open(&self.dir).map_err(io_err("open", &self.dir))?;
@@ -222,7 +251,7 @@ fn remove_stale(dir: &Path) {
 
 /// One member on its way into the archive.
 pub struct Spool {
-    inner: Hashing<BufWriter<File>>,
+    inner: Hashing<zstd::Encoder<'static, BufWriter<File>>>,
     pub started: Instant,
 }
 
@@ -320,6 +349,11 @@ mod tests {
             spool.write(b"world", dir.path()).unwrap();
             let d = w.append("a/b.dump", spool).unwrap();
             assert_eq!(d.size, 11);
+            // A name longer than a tar header holds, and a member of more than one block.
+            let long = format!("volumes/{}.tar", "v".repeat(120));
+            let mut spool = w.spool().unwrap();
+            spool.write(&vec![7u8; 1500], dir.path()).unwrap();
+            w.append(&long, spool).unwrap();
             w.append_bytes("manifest.json", b"{}").unwrap();
             let dest = dir.path().join(format!("x{}.tar.zst", recipients.len()));
             w.commit(&dest).unwrap();
@@ -336,7 +370,10 @@ mod tests {
                 names.push((name, h.digest().1));
             }
             assert_eq!(names[0].1, d);
-            assert_eq!(names[1].0, "manifest.json");
+            assert_eq!(names[1].0, format!("volumes/{}.tar", "v".repeat(120)));
+            assert_eq!(names[1].1.size, 1500);
+            assert_eq!(names[2].0, "manifest.json");
+            assert_eq!(names.len(), 3);
         }
         // Only the archives are left: spools are unlinked, the temporary name was renamed.
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -154,8 +154,9 @@ pub async fn check_pg_data(
     Ok(())
 }
 
-/// `PG_VERSION` of the data directory in `volume`, read through a helper container that is never started.
-async fn pg_version(
+/// `PG_VERSION` of the data directory in `volume` (a volume's name or a host path), read through a helper
+/// container that is never started.
+pub(crate) async fn pg_version(
     docker: &DockerClient,
     project: &str,
     image: &str,

@@ -14,6 +14,7 @@
 //! Paused services are recorded in the private state directory before they are paused ([`paused`]): an
 //! interrupted backup resumes them, and one killed outright is resumed by the next ragctl command.
 
+pub mod adopt;
 pub mod archive;
 mod create;
 pub mod data_release;

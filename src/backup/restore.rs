@@ -43,7 +43,11 @@ pub fn verify(path: &std::path::Path, identities: &Identities) -> Result<Verifie
     let entries = archive.entries().map_err(|e| bad(path, format!("not a tar archive: {e}")))?;
     for entry in entries {
         let after = seen.last().map(|m| format!(" after member `{}`", m.name)).unwrap_or_default();
-        let mut entry = entry.map_err(|e| bad(path, format!("unreadable{after}: {e}")))?;
+        // A member's frame checksum is checked when the next header is read: a failure there is that member's.
+        let mut entry = entry.map_err(|e| match seen.last() {
+            Some(m) => bad(path, format!("member `{}` (or the header after it) is unreadable: {e}", m.name)),
+            None => bad(path, format!("unreadable: {e}")),
+        })?;
         let name = entry.path().map_err(|e| bad(path, format!("bad member name{after}: {e}")))?.display().to_string();
         if name == MANIFEST {
             let mut bytes = Vec::new();

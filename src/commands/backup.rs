@@ -40,9 +40,13 @@ fn default_dir(settings: &Settings) -> Result<PathBuf, Error> {
 
 /// The desired state of the project as `up` would deploy it (volumes, mounts, images, settings).
 pub fn desired_state(settings: &Settings) -> Result<Desired, Error> {
+    desired_with(settings, &EnvFile::load(&settings.env_file)?.doc_or_new())
+}
+
+/// The desired state with `doc` as the project's `.env`.
+pub fn desired_with(settings: &Settings, doc: &crate::dotenv::DotEnv) -> Result<Desired, Error> {
     let (_, stack) = super::load_stack(settings)?;
-    let doc = EnvFile::load(&settings.env_file)?.doc_or_new();
-    desired(&stack, &compose_lookup(&doc), &settings.project_dir, None)
+    desired(&stack, &compose_lookup(doc), &settings.project_dir, None)
 }
 
 /// The project files saved with the data: `.env`, `ragctl.yaml` and the rendered files that exist.

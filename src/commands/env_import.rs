@@ -37,13 +37,13 @@ const NOT_IMPORTED: &[(&str, &str)] = &[(
 )];
 
 #[derive(Serialize, Default)]
-struct ImportReport {
+pub(crate) struct ImportReport {
     source: String,
     env_file: String,
-    imported: Vec<String>,
+    pub imported: Vec<String>,
     unchanged: Vec<String>,
     /// Keys whose value in `.env` differs from the imported one; kept unless `--overwrite`.
-    conflicts: Vec<String>,
+    pub conflicts: Vec<String>,
     /// Old key names (`from` → `to`) and old service names in values (`DB_HOST=db` → `DB_HOST=db_postgres`).
     renamed: Vec<Renamed>,
     /// Derived values built again around a value the project kept (`CELERY_BROKER_URL` around its
@@ -70,6 +70,23 @@ struct Skipped {
 }
 
 pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) -> Result<i32, Error> {
+    let (report, _) = import(settings, source, overwrite, true)?;
+    if out.is_json() {
+        out.json(&report);
+    } else {
+        print_report(out, &report, &Catalog::load(&settings.project_dir)?);
+    }
+    Ok(super::OK)
+}
+
+/// Import `source` into the project's `.env` (written only when `save` and something was imported); the report
+/// and the resulting document.
+pub(crate) fn import(
+    settings: &Settings,
+    source: &Path,
+    overwrite: bool,
+    save: bool,
+) -> Result<(ImportReport, dotenv::DotEnv), Error> {
     let catalog = Catalog::load(&settings.project_dir)?;
     let imported = dotenv::load(source).map_err(map_load_error)?;
     let file = EnvFile::load(&settings.env_file)?;
@@ -138,13 +155,15 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
             }
         }
     }
-    if !report.imported.is_empty() {
+    if save && !report.imported.is_empty() {
         file.save(&doc)?;
     }
+    Ok((report, doc))
+}
 
-    if out.is_json() {
-        out.json(&report);
-    } else {
+/// The import's report as text.
+pub(crate) fn print_report(out: &Output, report: &ImportReport, catalog: &Catalog) {
+    {
         out.info(&format!(
             "imported {} keys from `{}` into `{}` ({} unchanged, {} kept because .env already differs)",
             report.imported.len(),
@@ -187,7 +206,6 @@ pub fn run(settings: &Settings, out: &Output, source: &Path, overwrite: bool) ->
             ));
         }
     }
-    Ok(super::OK)
 }
 
 #[cfg(test)]

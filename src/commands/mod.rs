@@ -2,6 +2,7 @@
 //! This is the only layer that writes files (through [`crate::atomic_file`]) or prints (through
 //! [`crate::output`]).
 
+mod adopt;
 mod backup;
 mod db;
 mod doctor;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Db(crate::cli::DbCommand::Check) => db::run(&settings, &out),
         Command::Backup(args) => backup::run(&settings, &out, args),
         Command::Restore(args) => restore::run(&settings, &out, &overrides, args),
+        Command::Adopt(args) => adopt::run(&settings, &out, &overrides, args),
         Command::Completions { .. } | Command::Man => print_generated(&cli.command, &out),
     };
     match result {

@@ -147,14 +147,86 @@ impl DockerClient {
         })
     }
 
+    /// Copy `src_path` of one container into `dst_dir` of another as the Engine's tar archive (owners, modes and
+    /// symlinks as stored), streamed from the download straight into the upload: never staged, never whole in
+    /// memory. Returns the archive's size.
+    pub async fn archive_copy(
+        &self,
+        (src_id, src_name, src_path): (&str, &str, &str),
+        (dst_id, dst_name, dst_dir): (&str, &str, &str),
+    ) -> Result<u64, Error> {
+        let source = format!("{src_name}:{src_path}");
+        let target = format!("{dst_name}:{dst_dir}");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let opts = UploadToContainerOptions { path: dst_dir.to_string(), ..Default::default() };
+        let upload = self.inner.upload_to_container(dst_id, Some(opts), bollard::body_stream(body));
+        let feed = async move {
+            let opts = DownloadFromContainerOptions { path: src_path.to_string() };
+            let mut stream = self.inner.download_from_container(src_id, Some(opts));
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Error::Docker {
+                    action: "download archive from",
+                    target: source.clone(),
+                    cause: describe(&e),
+                })?;
+                size += chunk.len() as u64;
+                if tx.send(chunk).await.is_err() {
+                    break; // the upload ended early: its own error says why
+                }
+            }
+            Ok::<u64, Error>(size)
+        };
+        let (uploaded, fed) = futures_util::join!(upload, feed);
+        let size = fed?;
+        uploaded.map_err(|e| Error::Docker { action: "extract archive into", target, cause: describe(&e) })?;
+        Ok(size)
+    }
+
+    /// Ids, names and states of the containers that are up (running, paused, restarting) and either carry
+    /// `label` (`key=value`) or bind-mount a host path under `dir`.
+    pub async fn containers_up_using(&self, label: &str, dir: &str) -> Result<Vec<(String, String, String)>, Error> {
+        let opts = ListContainersOptions { all: true, ..Default::default() };
+        let list = self.inner.list_containers(Some(opts)).await.map_err(docker_err("list containers using", dir))?;
+        let (key, value) = label.split_once('=').unwrap_or((label, ""));
+        let under = |source: &str| {
+            let dir = dir.trim_end_matches('/');
+            source == dir || source.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+        };
+        Ok(list
+            .into_iter()
+            .filter(|c| {
+                let state = c.state.as_ref().map(|s| s.to_string()).unwrap_or_default();
+                matches!(state.as_str(), "running" | "paused" | "restarting")
+            })
+            .filter(|c| {
+                c.labels.as_ref().is_some_and(|l| l.get(key).is_some_and(|v| v == value))
+                    || c.mounts.iter().flatten().any(|m| m.source.as_deref().is_some_and(under))
+            })
+            .map(|c| {
+                let name =
+                    c.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string())).unwrap_or_default();
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                (c.id.unwrap_or_default(), name, state)
+            })
+            .collect())
+    }
+
     pub async fn pause(&self, id: &str, name: &str) -> Result<(), Error> {
         self.inner.pause_container(id).await.map_err(docker_err("pause container", name))
     }
 
-    /// Unpause; a container that is not paused (or gone) is fine.
+    /// Unpause; a container that is not paused (or gone) is fine. (Engine 20.10 answers "is not paused" with 500,
+    /// e.g. when another ragctl process resumed it first.)
     pub async fn unpause(&self, id: &str, name: &str) -> Result<(), Error> {
         match self.inner.unpause_container(id).await {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 500, message })
+                if message.contains("is not paused") =>
+            {
+                Ok(())
+            }
             other => other.map_err(docker_err("unpause container", name)),
         }
     }
