@@ -81,7 +81,9 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub user: Option<String>,
-    /// Every entry, the release's included (what the container receives).
+    /// Every entry, the release's included (what the container receives). Not serialized: templates get the
+    /// entries the compose file lists, already filtered (`render`), instead of ~700 per Dify service.
+    #[serde(skip)]
     pub environment: IndexMap<String, String>,
     /// `environment` holds every key of [`Stack::shared_env`] (possibly with other values): rendered as a
     /// reference to the shared block plus the keys that differ from it.
