@@ -111,6 +111,16 @@ impl Release {
     }
 }
 
+/// An image reference without its tag or digest: `langgenius/dify-api:1.13.3` → `langgenius/dify-api`
+/// (a registry port, `host:5000/x`, is kept).
+pub fn repository(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(colon) if !image[colon..].contains('/') => &image[..colon],
+        _ => image,
+    }
+}
+
 /// Whether compose text `text` references `${key...}`.
 fn references(text: &str, key: &str) -> bool {
     let needle = format!("${{{key}");
@@ -288,6 +298,14 @@ mod tests {
         assert_eq!(r.service_env("plugin_daemon").unwrap().len(), 724);
         assert_eq!(r.service_env("web").unwrap().len(), 23);
         assert!(get("9.9.9").is_none());
+    }
+
+    #[test]
+    fn repository_drops_the_tag_but_not_a_registry_port() {
+        assert_eq!(repository("langgenius/dify-api:1.13.3"), "langgenius/dify-api");
+        assert_eq!(repository("host:5000/dify-api"), "host:5000/dify-api");
+        assert_eq!(repository("host:5000/dify-api:1"), "host:5000/dify-api");
+        assert_eq!(repository("a/b@sha256:00"), "a/b");
     }
 
     #[test]

@@ -508,8 +508,11 @@ fn apply_release(
     let shared: IndexMap<String, String> =
         release.shared_env.iter().map(|(k, v)| (k.clone(), v.compose_text(k, &is_secret))).collect();
     for svc in services.values_mut() {
+        // The release decides the version of Dify's own images; a profile that runs something else under the
+        // same service name (a project's stand-in or own build) keeps its image.
         if crate::release::DIFY_SERVICES.contains(&svc.name.as_str())
             && let Some(image) = release.image(&svc.name)
+            && crate::release::repository(&svc.image) == crate::release::repository(image)
         {
             svc.image = image.to_string();
         }
