@@ -90,7 +90,9 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub user: Option<String>,
-    /// Every entry, the release's included (what the container receives).
+    /// Every entry, the release's included (what the container receives). Not serialized: templates get the
+    /// entries the compose file lists, already filtered (`render`), instead of ~700 per Dify service.
+    #[serde(skip)]
     pub environment: IndexMap<String, String>,
     /// `environment` holds every key of [`Stack::shared_env`] (possibly with other values): rendered as a
     /// reference to the shared block plus the keys that differ from it.
@@ -529,8 +531,11 @@ fn apply_release(
     let shared: IndexMap<String, String> =
         release.shared_env.iter().map(|(k, v)| (k.clone(), v.compose_text(k, &is_secret))).collect();
     for svc in services.values_mut() {
+        // The release decides the version of Dify's own images; a profile that runs something else under the
+        // same service name (a project's stand-in or own build) keeps its image.
         if crate::release::DIFY_SERVICES.contains(&svc.name.as_str())
             && let Some(image) = release.image(&svc.name)
+            && crate::release::repository(&svc.image) == crate::release::repository(image)
         {
             svc.image = image.to_string();
         }
