@@ -299,11 +299,17 @@ impl DockerClient {
     }
 
     /// Remove a container; `anonymous_volumes` also removes the unnamed volumes only it used (named volumes
-    /// never go with a container).
+    /// never go with a container). Gone already, or being removed by another client (409 "removal of container
+    /// ... is already in progress": another ragctl process recovering the same helper), counts as removed.
     pub async fn remove(&self, id: &str, name: &str, anonymous_volumes: bool) -> Result<(), Error> {
         let opts = RemoveContainerOptions { force: true, v: anonymous_volumes, link: false };
         match self.inner.remove_container(id, Some(opts)).await {
             Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                Ok(())
+            }
             other => other.map_err(docker_err("remove container", name)),
         }
     }
