@@ -202,7 +202,7 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
         .map(String::from)
         .collect::<Vec<_>>()
     };
-    assert_eq!(attached("sandbox"), [net_id.clone()], "the sandbox is only on the internal network");
+    assert_eq!(attached("sandbox"), std::slice::from_ref(&net_id), "the sandbox is only on the internal network");
     let proxy = attached("ssrf_proxy");
     assert!(proxy.contains(&net_id) && proxy.contains(&default_id), "ssrf_proxy is on both: {proxy:?}");
 
@@ -264,7 +264,11 @@ fn swarm_up_converges_serves_sql_keeps_secrets_out_of_specs_is_idempotent_and_do
     assert!(down_here.stderr.contains("`ragctl down --target swarm` removes it"), "{}", down_here.stderr);
     assert_eq!(project.service_versions(), versions, "the Swarm services were left alone");
     let volumes = project.list("volume", "{{.Name}}");
-    assert_eq!(volumes.len(), 5, "and so were their volumes (db, redis, weaviate, sandbox, plugin_daemon): {volumes:?}");
+    assert_eq!(
+        volumes.len(),
+        5,
+        "and so were their volumes (db, redis, weaviate, sandbox, plugin_daemon): {volumes:?}"
+    );
 
     // Rotating the password creates a new secret, updates only its consumers (db_postgres through the secret,
     // plugin_daemon through its environment) and drops the old secret.
