@@ -44,7 +44,9 @@ fn await_all_healthy(project: &Project, expected_containers: &[&str]) {
     });
 }
 
-const MIDDLEWARE: [&str; 3] = ["db_postgres-1", "redis-1", "weaviate-1"];
+/// The middleware stack's containers: the data layer, the runtime profile and the default vector store.
+const MIDDLEWARE: [&str; 6] =
+    ["db_postgres-1", "plugin_daemon-1", "redis-1", "sandbox-1", "ssrf_proxy-1", "weaviate-1"];
 
 #[test]
 fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
@@ -59,7 +61,7 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     let ps = ps(&project);
     let names: Vec<&str> = ps.iter().map(|(n, _, _)| n.as_str()).collect();
     let expected: Vec<String> = MIDDLEWARE.iter().map(|s| format!("{}-{s}", project.name)).collect();
-    assert_eq!(names, expected, "ps lists the three middleware containers: {ps:?}");
+    assert_eq!(names, expected, "ps lists the middleware containers: {ps:?}");
     assert!(ps.iter().all(|(_, state, _)| state == "running"), "all running right after up: {ps:?}");
 
     // `up` proved PostgreSQL ready with its wire-level probe (no exec): a client connects at once, before Docker's
@@ -546,7 +548,19 @@ fn a_stateless_service_with_two_replicas_runs_two_healthy_containers() {
 
     project.ragctl(&["--shape", "full", "--profile", "weaviate,replicated", "up"]).assert_status(0);
 
-    await_all_healthy(&project, &["db_postgres-1", "redis-1", "standin-1", "standin-2", "weaviate-1"]);
+    await_all_healthy(
+        &project,
+        &[
+            "db_postgres-1",
+            "plugin_daemon-1",
+            "redis-1",
+            "sandbox-1",
+            "ssrf_proxy-1",
+            "standin-1",
+            "standin-2",
+            "weaviate-1",
+        ],
+    );
 }
 
 #[test]
