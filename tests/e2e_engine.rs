@@ -44,7 +44,9 @@ fn await_all_healthy(project: &Project, expected_containers: &[&str]) {
     });
 }
 
-const MIDDLEWARE: [&str; 3] = ["db_postgres-1", "redis-1", "weaviate-1"];
+/// The middleware stack's containers: the data layer, the runtime profile and the default vector store.
+const MIDDLEWARE: [&str; 6] =
+    ["db_postgres-1", "plugin_daemon-1", "redis-1", "sandbox-1", "ssrf_proxy-1", "weaviate-1"];
 
 #[test]
 fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
@@ -59,7 +61,7 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     let ps = ps(&project);
     let names: Vec<&str> = ps.iter().map(|(n, _, _)| n.as_str()).collect();
     let expected: Vec<String> = MIDDLEWARE.iter().map(|s| format!("{}-{s}", project.name)).collect();
-    assert_eq!(names, expected, "ps lists the three middleware containers: {ps:?}");
+    assert_eq!(names, expected, "ps lists the middleware containers: {ps:?}");
     assert!(ps.iter().all(|(_, state, _)| state == "running"), "all running right after up: {ps:?}");
 
     // `up` proved PostgreSQL ready with its wire-level probe (no exec): a client connects at once, before Docker's
@@ -97,11 +99,11 @@ fn a_second_up_recreates_nothing_and_dry_run_has_nothing_to_do() {
     let project = Project::new("idempotent");
     project.ragctl(&["up"]).assert_status(0);
     let first = project.container_ids();
-    assert_eq!(first.len(), 3, "{first:?}");
+    assert_eq!(first.len(), MIDDLEWARE.len(), "{first:?}");
 
     let again = project.ragctl(&["up"]);
     again.assert_status(0);
-    assert!(again.stderr.contains("(0 changed, 3 unchanged)"), "second up reports no change:\n{}", again.stderr);
+    assert!(again.stderr.contains("(0 changed, 6 unchanged)"), "second up reports no change:\n{}", again.stderr);
     assert_eq!(project.container_ids(), first, "the same containers, not recreated ones");
 
     let dry = project.ragctl(&["up", "--dry-run"]);
@@ -134,7 +136,7 @@ fn stopped_containers_whose_network_was_pruned_are_recreated_by_the_next_up() {
     dry.assert_status(0);
     assert_eq!(
         dry.stdout.matches("recreate (its network was removed while it was stopped) container").count(),
-        3,
+        MIDDLEWARE.len(),
         "{}",
         dry.stdout
     );
@@ -373,7 +375,8 @@ fn interrupt_up(project: &Project, what: &str, interrupt_when: impl Fn(&BTreeMap
     }
 }
 
-const GATED_STACK: [&str; 4] = ["db_postgres-1", "gated-1", "redis-1", "weaviate-1"];
+const GATED_STACK: [&str; 7] =
+    ["db_postgres-1", "gated-1", "plugin_daemon-1", "redis-1", "sandbox-1", "ssrf_proxy-1", "weaviate-1"];
 
 #[test]
 fn sigint_while_up_waits_for_readiness_exits_130_and_a_rerun_converges() {
@@ -383,8 +386,10 @@ fn sigint_while_up_waits_for_readiness_exits_130_and_a_rerun_converges() {
     let project = Project::with("sigint-wait", |t| t.file("profiles/gated.yaml", GATED_PROFILE).file("gate/.keep", ""));
 
     // The gate is shut, so `up` is still waiting for `gated` when every container runs.
-    interrupt_up(&project, "all four containers running", |states| {
-        states.len() == GATED_STACK.len() && states.values().all(|s| s == "running")
+    interrupt_up(&project, "db_postgres, redis, weaviate and gated running", |states| {
+        ["db_postgres-1", "gated-1", "redis-1", "weaviate-1"]
+            .iter()
+            .all(|c| states.get(&format!("{}-{c}", project.name)).is_some_and(|s| s == "running"))
     });
 
     std::fs::write(project.test.path().join("gate/open"), "").unwrap();
@@ -477,7 +482,7 @@ fn two_concurrent_ups_on_one_project_are_serialized() {
     }
     let waited = stderrs.iter().filter(|s| s.contains("waiting for another ragctl operation on project")).count();
     assert_eq!(waited, 1, "exactly one waited for the other:\n{}", stderrs.join("\n---\n"));
-    assert_eq!(project.container_ids().len(), 3, "one stack, not two half-stacks");
+    assert_eq!(project.container_ids().len(), MIDDLEWARE.len(), "one stack, not two half-stacks");
 }
 
 #[test]
@@ -546,7 +551,19 @@ fn a_stateless_service_with_two_replicas_runs_two_healthy_containers() {
 
     project.ragctl(&["--shape", "full", "--profile", "weaviate,replicated", "up"]).assert_status(0);
 
-    await_all_healthy(&project, &["db_postgres-1", "redis-1", "standin-1", "standin-2", "weaviate-1"]);
+    await_all_healthy(
+        &project,
+        &[
+            "db_postgres-1",
+            "plugin_daemon-1",
+            "redis-1",
+            "sandbox-1",
+            "ssrf_proxy-1",
+            "standin-1",
+            "standin-2",
+            "weaviate-1",
+        ],
+    );
 }
 
 #[test]
@@ -654,7 +671,7 @@ fn up_and_down_report_json_on_stdout_and_progress_as_json_lines_on_stderr() {
     assert_eq!(report["project"], project.name.as_str());
     let services: Vec<&str> =
         report["services"].as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
-    assert_eq!(services.len(), 3, "{report}");
+    assert_eq!(services.len(), MIDDLEWARE.len(), "{report}");
     for s in report["services"].as_array().unwrap() {
         assert!(s["ready_ms"].as_u64().is_some(), "every service was waited for: {s}");
         assert_eq!(s["changed"], true);
@@ -671,7 +688,10 @@ fn up_and_down_report_json_on_stdout_and_progress_as_json_lines_on_stderr() {
 
     down.assert_status(0);
     let report = down.json();
-    assert_eq!(report["containers"].as_array().unwrap().len(), 3, "{report}");
-    assert_eq!(report["networks"], serde_json::json!([format!("{}_default", project.name)]));
+    assert_eq!(report["containers"].as_array().unwrap().len(), MIDDLEWARE.len(), "{report}");
+    assert_eq!(
+        report["networks"],
+        serde_json::json!([format!("{}_ssrf_proxy_network", project.name), format!("{}_default", project.name)])
+    );
     assert_eq!(report["volumes"], serde_json::json!([]), "volumes are kept without --volumes");
 }

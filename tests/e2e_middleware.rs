@@ -23,10 +23,8 @@ fn the_middleware_shape_runs_difys_services_each_published_on_loopback_at_its_ke
         let run = project.ragctl(&["ps", "--format", "json"]);
         let json = run.json();
         let rows = json.as_array().ok_or("ps is not an array")?;
-        let mut services: Vec<String> = rows
-            .iter()
-            .map(|c| c["service"].as_str().unwrap_or_default().to_string())
-            .collect::<Vec<_>>();
+        let mut services: Vec<String> =
+            rows.iter().map(|c| c["service"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
         services.sort();
         let healthy = rows.iter().all(|c| c["state"] == "running" && c["health"] == "healthy");
         if services == expected && healthy { Ok(()) } else { Err(format!("{json}")) }

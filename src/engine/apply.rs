@@ -429,11 +429,11 @@ mod tests {
             .filter(|c| c.spec.depends_on.is_empty() && !full.contains(&c.service))
             .map(|c| c.service.as_str())
             .collect();
-        // ssrf_proxy heads a shorter chain (sandbox waits for it, nothing waits for sandbox): it starts once the
-        // first wave has.
-        assert!(later.contains(&"ssrf_proxy") && later.contains(&"web"), "{later:?}");
-        // Middleware: plugin_daemon waits on the databases and sandbox on ssrf_proxy; weaviate heads no chain.
+        // sandbox heads a shorter chain (ssrf_proxy waits for it, nothing waits for ssrf_proxy): it starts once
+        // the first wave has.
+        assert!(later.contains(&"sandbox") && later.contains(&"web"), "{later:?}");
+        // Middleware: plugin_daemon waits on the databases and ssrf_proxy on sandbox; weaviate heads no chain.
         let middleware = first_wave(&plan(&["weaviate"], "project: demo\n"));
-        assert_eq!(middleware.into_iter().collect::<Vec<_>>(), ["db_postgres", "redis", "ssrf_proxy"]);
+        assert_eq!(middleware.into_iter().collect::<Vec<_>>(), ["db_postgres", "redis", "sandbox"]);
     }
 }

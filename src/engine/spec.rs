@@ -444,7 +444,7 @@ mod tests {
         // dependency order: each after what it depends on, declaration order among equals
         assert_eq!(
             d.services().collect::<Vec<_>>(),
-            ["db_postgres", "redis", "ssrf_proxy", "plugin_daemon", "weaviate", "sandbox"]
+            ["db_postgres", "redis", "sandbox", "ssrf_proxy", "plugin_daemon", "weaviate"]
         );
     }
 

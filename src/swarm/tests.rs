@@ -141,10 +141,10 @@ fn the_plan_creates_what_is_missing_updates_what_differs_and_keeps_the_rest() {
         [
             "keep service demo_db_postgres",
             "update service demo_redis (configuration changed; rolling, stop-first)",
+            "keep service demo_sandbox",
             "keep service demo_ssrf_proxy",
             "keep service demo_plugin_daemon",
             "keep service demo_weaviate",
-            "keep service demo_sandbox",
             "remove secret demo_db_password_000000000000 (no longer referenced)",
         ]
     );

@@ -232,7 +232,12 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
                 routes.push(Route { from: (*peer).clone(), host: s.clone(), port: service_port(stack, s), via: None });
             }
             if running(s).is_some() && !routes.iter().any(|r| r.from == *s) {
-                routes.push(Route { from: s.clone(), host: (*peer).clone(), port: service_port(stack, peer), via: None });
+                routes.push(Route {
+                    from: s.clone(),
+                    host: (*peer).clone(),
+                    port: service_port(stack, peer),
+                    via: None,
+                });
             }
         }
     }
@@ -243,22 +248,26 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
         );
     }
 
-    let probes: Vec<_> = routes.iter().map(|route| async move {
-        let Some(container) = running(&route.from) else {
-            return ProbeResult::NoTool("no running container".into());
-        };
-        let port = route.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-        let cmd: Vec<String> = ["sh", "-c", PROBE_SCRIPT, "probe", &route.host, &port, PYTHON_PROBE]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        match tokio::time::timeout(PROBE_TIMEOUT, docker.exec_output(&container.id, &container.name, &cmd)).await {
-            Ok(Ok((code, output))) => classify_probe(code, &output),
-            Ok(Err(e)) => ProbeResult::NoTool(e.to_string()),
-            Err(_) => ProbeResult::TcpFailed(format!("the probe did not finish within {}s", PROBE_TIMEOUT.as_secs())),
-        }
-    })
-    .collect();
+    let probes: Vec<_> = routes
+        .iter()
+        .map(|route| async move {
+            let Some(container) = running(&route.from) else {
+                return ProbeResult::NoTool("no running container".into());
+            };
+            let port = route.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+            let cmd: Vec<String> = ["sh", "-c", PROBE_SCRIPT, "probe", &route.host, &port, PYTHON_PROBE]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            match tokio::time::timeout(PROBE_TIMEOUT, docker.exec_output(&container.id, &container.name, &cmd)).await {
+                Ok(Ok((code, output))) => classify_probe(code, &output),
+                Ok(Err(e)) => ProbeResult::NoTool(e.to_string()),
+                Err(_) => {
+                    ProbeResult::TcpFailed(format!("the probe did not finish within {}s", PROBE_TIMEOUT.as_secs()))
+                }
+            }
+        })
+        .collect();
     // A few at a time: every probe is an exec, and a burst of them on a busy engine times out by itself.
     let answers: Vec<ProbeResult> = futures_util::stream::iter(probes).buffered(PROBE_CONCURRENCY).collect().await;
     let results: Vec<(Route, ProbeResult)> = routes.iter().cloned().zip(answers).collect();
