@@ -39,6 +39,8 @@ fn is_free(port: u16) -> bool {
 fn flags_only_init_writes_a_project_that_renders_clean() {
     let t = Test::new();
     let (db, redis, rest, grpc) = (free_port(), free_port(), free_port(), free_port());
+    // The runtime services' ports, published in the middleware shape as in Dify's.
+    let (sandbox, proxy, plugin, debug) = (free_port(), free_port(), free_port(), free_port());
     let r = t.run([
         "init",
         "--name",
@@ -56,6 +58,14 @@ fn flags_only_init_writes_a_project_that_renders_clean() {
         &format!("EXPOSE_QDRANT_PORT={rest}"),
         "--port",
         &format!("EXPOSE_QDRANT_GRPC_PORT={grpc}"),
+        "--port",
+        &format!("EXPOSE_SANDBOX_PORT={sandbox}"),
+        "--port",
+        &format!("EXPOSE_SSRF_PROXY_PORT={proxy}"),
+        "--port",
+        &format!("EXPOSE_PLUGIN_DAEMON_PORT={plugin}"),
+        "--port",
+        &format!("EXPOSE_PLUGIN_DEBUGGING_PORT={debug}"),
     ]);
     r.assert_status(0);
     assert!(r.stderr.contains("next: ragctl up"), "{}", r.stderr);
@@ -71,6 +81,10 @@ fn flags_only_init_writes_a_project_that_renders_clean() {
         ("EXPOSE_REDIS_PORT", redis),
         ("EXPOSE_QDRANT_GRPC_PORT", grpc),
         ("EXPOSE_QDRANT_PORT", rest),
+        ("EXPOSE_SANDBOX_PORT", sandbox),
+        ("EXPOSE_SSRF_PROXY_PORT", proxy),
+        ("EXPOSE_PLUGIN_DAEMON_PORT", plugin),
+        ("EXPOSE_PLUGIN_DEBUGGING_PORT", debug),
     ];
     assert_eq!(ports, BTreeMap::from(expected));
     assert!(file.replicas.is_empty(), "the middleware shape runs one replica");
@@ -410,6 +424,12 @@ fn wizard_proposes_a_free_port_for_a_taken_default_and_matches_the_flags() {
         (r"full: everything[^\n]*\n", "\r"),
         (r"qdrant: [^\n]*\n", "\r"),
         (r"\(pg_cluster\)\? \[y/N\] ", "n"),
+        // PostgreSQL, Redis, the runtime services (sandbox, ssrf_proxy, plugin_daemon and its debugging port),
+        // Weaviate's REST and gRPC.
+        (port_prompt, "\r"),
+        (port_prompt, "\r"),
+        (port_prompt, "\r"),
+        (port_prompt, "\r"),
         (port_prompt, "\r"),
         (port_prompt, "\r"),
         (port_prompt, "\r"),

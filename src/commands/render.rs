@@ -107,7 +107,7 @@ fn report_render(
         if !check {
             out.info(&format!(
                 "rendered {total} {} into `{}` ({} written, {} unchanged{})",
-                nouns.rendered,
+                if total == 1 { nouns.rendered.trim_end_matches('s') } else { nouns.rendered },
                 output_dir.display(),
                 changed.len(),
                 total - changed.len(),
