@@ -214,8 +214,12 @@ pub(super) async fn reachability(ctx: &DoctorContext) -> Outcome {
     let in_use = crate::doctor::checks::config::backends_in_use(ctx, stack);
     let skip = |k: &str| crate::doctor::checks::config::key_of_unused_backend(k, &in_use);
 
-    let mut routes: Vec<Route> =
-        stack.services.keys().filter(|s| running(s).is_some()).flat_map(|s| routes_of(stack, s, &value, &skip)).collect();
+    let mut routes: Vec<Route> = stack
+        .services
+        .keys()
+        .filter(|s| running(s).is_some())
+        .flat_map(|s| routes_of(stack, s, &value, &skip))
+        .collect();
     if stack.shape == Shape::Middleware || routes.is_empty() {
         // The middleware shape's services are mostly reached from the host, not from each other: each running
         // service no route reaches is probed from the first peer it shares a network with, and each that
