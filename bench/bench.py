@@ -52,7 +52,7 @@ images:
   weaviate: ragctl-test/weaviate-standin:1
   nginx: ragctl-test/nginx:1
 ports:
-  EXPOSE_DB_PORT: 25432
+  EXPOSE_POSTGRES_PORT: 25432
   EXPOSE_REDIS_PORT: 26379
   EXPOSE_WEAVIATE_PORT: 28080
   EXPOSE_WEAVIATE_GRPC_PORT: 25051
@@ -260,7 +260,7 @@ images:
   redis: ragctl-test/redis:7
   weaviate: ragctl-test/weaviate-standin:1
 ports:
-  EXPOSE_DB_PORT: 25442
+  EXPOSE_POSTGRES_PORT: 25442
   EXPOSE_REDIS_PORT: 26389
   EXPOSE_WEAVIATE_PORT: 28090
   EXPOSE_WEAVIATE_GRPC_PORT: 25061

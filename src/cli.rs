@@ -478,7 +478,7 @@ pub struct InitArgs {
     /// Generate a self-signed certificate and key for --domain, for development (an existing pair is kept)
     #[arg(long)]
     pub self_signed: bool,
-    /// Host port of a published port, by its .env key (EXPOSE_DB_PORT=5433); repeatable [default: the profile's,
+    /// Host port of a published port, by its .env key (EXPOSE_POSTGRES_PORT=5433); repeatable [default: the profile's,
     /// or the next free port when that one is taken]
     #[arg(long = "port", value_name = "KEY=PORT", value_parser = parse_port_assignment)]
     pub ports: Vec<(String, u16)>,
@@ -524,7 +524,7 @@ fn parse_port_assignment(value: &str) -> Result<(String, u16), String> {
     let (key, port) = value.split_once('=').ok_or_else(|| format!("expected KEY=PORT, got `{value}`"))?;
     let key = key.trim();
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
-        return Err(format!("`{key}` is not a .env key (such as EXPOSE_DB_PORT)"));
+        return Err(format!("`{key}` is not a .env key (such as EXPOSE_POSTGRES_PORT)"));
     }
     let port: u16 = port.trim().parse().map_err(|_| format!("`{port}` is not a port number (1-65535)"))?;
     if port == 0 {

@@ -30,7 +30,7 @@ pub struct ProjectFile {
     /// Host address the public entry (nginx) is published on in the full shape.
     #[serde(default)]
     pub public_address: Option<String>,
-    /// Default host ports, by the `.env` key that moves each (`EXPOSE_DB_PORT: 5433`).
+    /// Default host ports, by the `.env` key that moves each (`EXPOSE_POSTGRES_PORT: 5433`).
     #[serde(default)]
     pub ports: IndexMap<String, u16>,
     /// Image per service, used verbatim (`api: registry.local/dify-api:1.9.2`).
@@ -169,8 +169,8 @@ mod tests {
         assert!(msg.starts_with("failed to parse `ragctl.yaml:3:13`: invalid size `1.5x`"), "{msg}");
         let msg = refused("replicas:\n  api: 2\n  web: 0\n");
         assert!(msg.starts_with("failed to parse `ragctl.yaml:3:8`: `web` cannot run 0 replicas"), "{msg}");
-        let msg = refused("ports: {EXPOSE_DB_PORT: 0}\n");
-        assert!(msg.starts_with("failed to parse `ragctl.yaml:1:25`: port 0"), "{msg}");
+        let msg = refused("ports: {EXPOSE_POSTGRES_PORT: 0}\n");
+        assert!(msg.starts_with("failed to parse `ragctl.yaml:1:31`: port 0"), "{msg}");
         let ok = "replicas: {api: 3}\nresources: {api: {cpus: \"1.5\", memory: 1.5g}, web: {memory: 512k}}\n";
         assert_eq!(ProjectFile::parse("ragctl.yaml", ok).unwrap().replicas["api"], 3);
     }

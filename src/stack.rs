@@ -126,6 +126,7 @@ impl Stack {
         check_port_keys(settings, catalog)?;
         let (profiles, implied) = select_profiles(&settings.profiles, catalog)?;
         let mut warnings = Vec::new();
+        renamed_port_keys(settings, &mut warnings)?;
         let shape = effective_shape(settings, &profiles, &mut warnings)?;
 
         let mut services: IndexMap<String, Service> = IndexMap::new();
@@ -318,7 +319,7 @@ impl Service {
             .map(|p| PublishedPort {
                 host_ip: if full { settings.public_address.clone() } else { settings.bind_address.clone() },
                 env: p.env.clone(),
-                default: settings.ports.get(&p.env).copied().unwrap_or(p.default),
+                default: configured_port(settings, &p.env).unwrap_or(p.default),
                 target: p.target,
                 protocol: p.protocol.clone(),
                 description: p.description.clone(),
@@ -487,6 +488,78 @@ fn check_dependencies(services: &IndexMap<String, Service>, catalog: &Catalog) -
     Ok(())
 }
 
+/// Port keys ragctl used before it took Dify's name: (old, current). `ports:` in ragctl.yaml still reads the old
+/// name (with a warning); a `.env` that still sets it is refused by [`renamed_port_keys_in_env`], because docker
+/// compose reads `.env` itself and would publish the port at its default.
+pub const RENAMED_PORT_KEYS: &[(&str, &str)] = &[("EXPOSE_DB_PORT", "EXPOSE_POSTGRES_PORT")];
+
+/// The host port `ports:` in ragctl.yaml sets for `key`, under its current name or its old one.
+pub fn configured_port(settings: &Settings, key: &str) -> Option<u16> {
+    settings.ports.get(key).copied().or_else(|| {
+        RENAMED_PORT_KEYS.iter().find(|(_, new)| *new == key).and_then(|(old, _)| settings.ports.get(*old).copied())
+    })
+}
+
+/// Old port keys under `ports:`: a warning for each, or a refusal when the current name is there too.
+fn renamed_port_keys(settings: &Settings, warnings: &mut Vec<String>) -> Result<(), Error> {
+    for (old, new) in RENAMED_PORT_KEYS {
+        let Some(port) = settings.ports.get(*old) else { continue };
+        if settings.ports.contains_key(*new) {
+            return Err(Error::Invalid {
+                location: settings.project_file_key(&["ports", old]),
+                message: format!("`{old}` is the old name of `{new}`, which is set too"),
+                hint: format!("remove `{old}` from `ports:`; `{new}` is the key read"),
+            });
+        }
+        warnings.push(format!(
+            "ragctl.yaml: `ports: {{{old}: {port}}}` is the old name of `{new}` (Dify's key); read as `{new}: {port}` \
+             — rename it in ragctl.yaml"
+        ));
+    }
+    Ok(())
+}
+
+/// A `.env` that sets an old port key: compose would ignore it and publish the port at its default, so the old
+/// name is refused with the line to write instead (none when the current name is set to the same value).
+pub fn renamed_port_keys_in_env(doc: &crate::dotenv::DotEnv, path: &std::path::Path) -> Result<(), Error> {
+    for (old, new) in RENAMED_PORT_KEYS {
+        let Some(value) = doc.get(old).filter(|v| !v.is_empty()) else { continue };
+        let current = doc.get(new).filter(|v| !v.is_empty());
+        if current == Some(value) {
+            continue;
+        }
+        let text = doc.render();
+        let line = text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start();
+                let l = l.strip_prefix("export ").map(str::trim_start).unwrap_or(l);
+                l.strip_prefix(old).is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map(|i| i + 1);
+        let (message, hint) = match current {
+            None => (
+                format!("`{old}={value}` is the old name of `{new}`; it would be ignored and the port published at its default"),
+                format!("rename the key in `{}`: {new}={value}", path.display()),
+            ),
+            Some(current) => (
+                format!("`{old}={value}` is the old name of `{new}`, which is set to {current}"),
+                format!(
+                    "remove the `{old}` line from `{}` (or set {new}={value} to keep the port where it was)",
+                    path.display()
+                ),
+            ),
+        };
+        let file = path.display().to_string();
+        let location = match line {
+            Some(line) => crate::error::SourceLocation::at(file, line, 1),
+            None => crate::error::SourceLocation::file(file),
+        };
+        return Err(Error::Invalid { location, message, hint });
+    }
+    Ok(())
+}
+
 /// Every key under `ports:` in ragctl.yaml must move a port some profile publishes: a misspelt key would
 /// otherwise be ignored and the port stay where it was. Keys of profiles not enabled are fine (switching the
 /// vector store keeps the other's port setting).
@@ -496,7 +569,11 @@ fn check_port_keys(settings: &Settings, catalog: &Catalog) -> Result<(), Error> 
         .flat_map(|entry| entry.profile.services.values())
         .flat_map(|service| service.ports.iter().map(|p| p.env.as_str()))
         .collect();
-    match settings.ports.keys().find(|key| !known.contains(&key.as_str())) {
+    let is_known = |key: &str| {
+        known.contains(&key)
+            || RENAMED_PORT_KEYS.iter().any(|(old, new)| *old == key && known.contains(new))
+    };
+    match settings.ports.keys().find(|key| !is_known(key)) {
         None => Ok(()),
         Some(key) => {
             let mut keys = known.clone();
@@ -709,10 +786,10 @@ pub(crate) mod test_support {
         Stack::build(&settings, &Catalog::embedded().unwrap()).unwrap()
     }
 
-    /// `.env` values for tests: every secret-looking name gets `secret-<NAME>`, EXPOSE_DB_PORT is 6543.
+    /// `.env` values for tests: every secret-looking name gets `secret-<NAME>`, EXPOSE_POSTGRES_PORT is 6543.
     pub fn fake_vars(name: &str) -> Option<String> {
         match name {
-            "EXPOSE_DB_PORT" => Some("6543".into()),
+            "EXPOSE_POSTGRES_PORT" => Some("6543".into()),
             n if ["PASSWORD", "KEY", "URL"].iter().any(|w| n.contains(w)) => Some(format!("secret-{n}")),
             _ => None,
         }
@@ -740,7 +817,7 @@ mod tests {
     fn test_catalog() -> Catalog {
         Catalog::from_profiles([
             profile(
-                "name: base\ndescription: b\nalways: true\nservices:\n  db:\n    image: pg\n    networks: [data]\n    healthcheck: {test: [CMD, x]}\n    volumes: [db_data:/d]\n    ports: [{target: 5432, env: EXPOSE_DB_PORT, default: 5432}]\n",
+                "name: base\ndescription: b\nalways: true\nservices:\n  db:\n    image: pg\n    networks: [data]\n    healthcheck: {test: [CMD, x]}\n    volumes: [db_data:/d]\n    ports: [{target: 5432, env: EXPOSE_POSTGRES_PORT, default: 5432}]\n",
             ),
             profile(
                 "name: vec_a\ndescription: a\nexclusive: vector_store\ndefault: true\nservices:\n  va:\n    image: a\n    networks: [data]\n    healthcheck: {test: [CMD, x]}\npatches:\n  app: {depends_on: {va: healthy}, environment: {VECTOR: a}}\n",
@@ -792,11 +869,42 @@ mod tests {
 
     #[test]
     fn middleware_publishes_on_loopback_and_has_no_networks() {
-        let stack = Stack::build(&settings(&["vec_b"], "ports: {EXPOSE_DB_PORT: 5433}\n"), &test_catalog()).unwrap();
+        let stack = Stack::build(&settings(&["vec_b"], "ports: {EXPOSE_POSTGRES_PORT: 5433}\n"), &test_catalog()).unwrap();
         let db = &stack.services["db"];
         assert_eq!((db.ports[0].host_ip.as_str(), db.ports[0].default), ("127.0.0.1", 5433));
         assert!(stack.networks.is_empty() && db.networks.is_empty());
         assert_eq!(stack.volumes, ["db_data"]);
+    }
+
+    #[test]
+    fn the_old_port_key_in_ragctl_yaml_moves_the_port_with_a_warning_and_is_refused_beside_the_new_one() {
+        let stack = Stack::build(&settings(&["vec_b"], "ports: {EXPOSE_DB_PORT: 5433}\n"), &test_catalog()).unwrap();
+        let db = &stack.services["db"];
+        assert_eq!((db.ports[0].env.as_str(), db.ports[0].default), ("EXPOSE_POSTGRES_PORT", 5433));
+        assert!(
+            stack.warnings.iter().any(|w| w.contains("`ports: {EXPOSE_DB_PORT: 5433}`") && w.contains("EXPOSE_POSTGRES_PORT: 5433")),
+            "{:?}",
+            stack.warnings
+        );
+        let both = "ports:\n  EXPOSE_POSTGRES_PORT: 5434\n  EXPOSE_DB_PORT: 5433\n";
+        let err = Stack::build(&settings(&["vec_b"], both), &test_catalog()).unwrap_err();
+        assert!(err.to_string().contains("old name of `EXPOSE_POSTGRES_PORT`, which is set too"), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn a_dotenv_setting_only_the_old_port_key_or_another_value_is_refused_at_its_line() {
+        let path = std::path::Path::new("/p/.env");
+        let check = |text: &str| renamed_port_keys_in_env(&crate::dotenv::DotEnv::parse(text).unwrap(), path);
+        check("EXPOSE_POSTGRES_PORT=5433\n").unwrap();
+        check("EXPOSE_DB_PORT=5433\nEXPOSE_POSTGRES_PORT=5433\n").unwrap();
+        let err = check("# ports\nA=1\nEXPOSE_DB_PORT=5433\n").unwrap_err();
+        assert!(err.to_string().contains("/p/.env:3"), "{err}");
+        assert_eq!(err.hint().as_deref(), Some("rename the key in `/p/.env`: EXPOSE_POSTGRES_PORT=5433"));
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+        let err = check("EXPOSE_DB_PORT=5433\nEXPOSE_POSTGRES_PORT=5432\n").unwrap_err();
+        assert!(err.to_string().contains("which is set to 5432"), "{err}");
+        assert!(err.hint().unwrap().contains("remove the `EXPOSE_DB_PORT` line"), "{err:?}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn db_check_reports_version_route_and_facts_through_the_published_port_and_docke
     assert!(run.stdout.starts_with("PostgreSQL 15."), "{}", run.stdout);
     assert!(run.stdout.contains("(major 15, image ragctl-test/postgres:15 → supported)"), "{}", run.stdout);
     assert!(
-        run.stdout.contains(&format!("route: published port 127.0.0.1:{}\n", project.ports["EXPOSE_DB_PORT"])),
+        run.stdout.contains(&format!("route: published port 127.0.0.1:{}\n", project.ports["EXPOSE_POSTGRES_PORT"])),
         "{}",
         run.stdout
     );
@@ -53,7 +53,7 @@ fn db_check_reports_version_route_and_facts_through_the_published_port_and_docke
     assert_eq!(pg["server"]["major"], 15);
     assert!(pg["server"]["version"].as_str().unwrap().starts_with("PostgreSQL 15."), "{report}");
     assert_eq!(pg["route"]["kind"], "published_port");
-    assert_eq!(pg["route"]["address"], format!("127.0.0.1:{}", project.ports["EXPOSE_DB_PORT"]));
+    assert_eq!(pg["route"]["address"], format!("127.0.0.1:{}", project.ports["EXPOSE_POSTGRES_PORT"]));
     assert_eq!((pg["image"]["major"].clone(), pg["min_major"].clone()), (15.into(), 14.into()));
     assert_eq!(pg["data_dir"]["pg_version"], 15);
     assert_eq!(pg["connections"]["max"], 100);
@@ -92,7 +92,7 @@ fn a_wrong_password_is_told_apart_and_names_db_password_on_every_route() {
     assert!(
         run.stdout.contains(&format!(
             "failed to authenticate as `postgres` to `db_postgres` through published port 127.0.0.1:{}: password authentication failed (SQLSTATE 28P01)",
-            project.ports["EXPOSE_DB_PORT"]
+            project.ports["EXPOSE_POSTGRES_PORT"]
         )),
         "{}",
         run.stdout

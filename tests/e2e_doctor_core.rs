@@ -77,7 +77,7 @@ fn env_file_missing_world_readable_and_malformed_each_with_its_fix() {
     // A YAML habit in a dotenv file: `KEY: value`.
     set_mode(&test, ".env", 0o600);
     let mut env = test.read(".env");
-    env.push_str("EXPOSE_DB_PORT: 5433\n");
+    env.push_str("EXPOSE_POSTGRES_PORT: 5433\n");
     std::fs::write(test.path().join(".env"), &env).unwrap();
     let line = env.lines().count();
     let malformed = doctor(&test, &[], &["env.file"]);
@@ -365,7 +365,7 @@ fn ports_published_names_the_process_holding_a_port_moved_in_env_and_passes_once
     let env: String = project
         .ports
         .iter()
-        .map(|(k, p)| format!("{k}={}\n", if *k == "EXPOSE_DB_PORT" { held } else { *p }))
+        .map(|(k, p)| format!("{k}={}\n", if *k == "EXPOSE_POSTGRES_PORT" { held } else { *p }))
         .collect();
     let test = &project.test;
     std::fs::write(test.path().join(".env"), env).unwrap();
@@ -381,13 +381,13 @@ fn ports_published_names_the_process_holding_a_port_moved_in_env_and_passes_once
             own_comm(),
             std::process::id()
         )],
-        &["set EXPOSE_DB_PORT=<free port> in .env"],
+        &["set EXPOSE_POSTGRES_PORT=<free port> in .env"],
     );
 
     drop(holder);
     project.up();
     let ports: Vec<u16> =
-        PORT_KEYS.iter().map(|k| if *k == "EXPOSE_DB_PORT" { held } else { project.ports[k] }).collect();
+        PORT_KEYS.iter().map(|k| if *k == "EXPOSE_POSTGRES_PORT" { held } else { project.ports[k] }).collect();
     // Published, so not free: a pass means every one answered.
     assert!(ports.iter().all(|p| port_taken(*p)), "the stack publishes {ports:?}");
     let answering = project.doctor(&["ports.published"]);
@@ -401,7 +401,7 @@ fn ports_published_names_the_process_holding_the_port_ragctl_yaml_chose() {
     }
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let held = holder.local_addr().unwrap().port();
-    let project = Project::with_ports("portsyaml", &[("EXPOSE_DB_PORT", held)], |t| t);
+    let project = Project::with_ports("portsyaml", &[("EXPOSE_POSTGRES_PORT", held)], |t| t);
 
     let taken = project.doctor(&["ports.published"]);
     assert_check(
@@ -413,7 +413,7 @@ fn ports_published_names_the_process_holding_the_port_ragctl_yaml_chose() {
             own_comm(),
             std::process::id()
         )],
-        &["set EXPOSE_DB_PORT=<free port> in .env"],
+        &["set EXPOSE_POSTGRES_PORT=<free port> in .env"],
     );
 
     drop(holder);

@@ -67,7 +67,7 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     // `up` proved PostgreSQL ready with its wire-level probe (no exec): a client connects at once, before Docker's
     // own healthcheck has run, and the probe's connections left nothing in the server log.
     let select = Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_DB_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_POSTGRES_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
         .args(["-tAc", "select 1"])
         .env("PGPASSWORD", project.test.dotenv_value("DB_PASSWORD"))
         .env("PGCONNECT_TIMEOUT", "10")
@@ -181,7 +181,7 @@ fn a_port_held_by_another_process_fails_preflight_naming_it_and_creates_nothing(
         return;
     }
     let project = Project::new("port-held");
-    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_DB_PORT"])).unwrap();
+    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_POSTGRES_PORT"])).unwrap();
 
     let up = project.ragctl(&["up"]);
 
@@ -190,11 +190,11 @@ fn a_port_held_by_another_process_fails_preflight_naming_it_and_creates_nothing(
     let me = format!("process `{}` (pid {})", comm.trim_end(), std::process::id());
     assert!(up.stderr.contains(&me), "stderr names the holder {me}:\n{}", up.stderr);
     assert!(
-        up.stderr.contains(&format!("127.0.0.1:{}", project.ports["EXPOSE_DB_PORT"])),
+        up.stderr.contains(&format!("127.0.0.1:{}", project.ports["EXPOSE_POSTGRES_PORT"])),
         "and the port:\n{}",
         up.stderr
     );
-    assert!(up.stderr.contains("EXPOSE_DB_PORT"), "and the key that moves it:\n{}", up.stderr);
+    assert!(up.stderr.contains("EXPOSE_POSTGRES_PORT"), "and the key that moves it:\n{}", up.stderr);
     assert_eq!(project.container_ids(), BTreeMap::new(), "no container was created");
     assert_eq!(project.networks(), Vec::<String>::new(), "no network was created");
     assert_eq!(project.volumes(), Vec::<String>::new(), "no volume was created");
@@ -250,7 +250,7 @@ fn an_up_refused_by_preflight_leaves_the_project_directory_as_it_was() {
     // A hand-written .env that lacks the stack's secrets: a successful `up` would generate them there.
     let env = "# mine\nLOG_LEVEL=INFO\n";
     let project = Project::with("refused-port", |t| t.file(".env", env));
-    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_DB_PORT"])).unwrap();
+    let holder = TcpListener::bind(("127.0.0.1", project.ports["EXPOSE_POSTGRES_PORT"])).unwrap();
     let before = snapshot(project.test.path());
 
     let up = project.ragctl(&["up"]);
@@ -317,7 +317,7 @@ fn through_a_tcp_engine_endpoint_readiness_is_proven_inside_the_containers() {
     let health = docker(&["inspect", "-f", "{{.State.Health.Status}}", &format!("{}-weaviate-1", project.name)]);
     assert_eq!(health.trim(), "healthy", "HTTP readiness waited for Docker's healthcheck");
     let select = Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_DB_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
+        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_POSTGRES_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
         .args(["-tAc", "select 1"])
         .env("PGPASSWORD", project.test.dotenv_value("DB_PASSWORD"))
         .output()

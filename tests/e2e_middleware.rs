@@ -32,7 +32,7 @@ fn the_middleware_shape_runs_difys_services_each_published_on_loopback_at_its_ke
 
     // Each key publishes its service's container port on 127.0.0.1 at the key's host port.
     let published = [
-        ("EXPOSE_DB_PORT", "db_postgres", 5432),
+        ("EXPOSE_POSTGRES_PORT", "db_postgres", 5432),
         ("EXPOSE_REDIS_PORT", "redis", 6379),
         ("EXPOSE_SSRF_PROXY_PORT", "ssrf_proxy", 3128),
         ("EXPOSE_SANDBOX_PORT", "ssrf_proxy", 8194),

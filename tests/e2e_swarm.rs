@@ -65,7 +65,7 @@ impl SwarmProject {
         let name = format!("e2es-{test_name}-{}", std::process::id());
         let (test, ports) = stack_dir(&[]);
         let test = test.env("RAGCTL_SWARM_ROUTING", routing());
-        SwarmProject { name, test: configure(test), db_port: ports["EXPOSE_DB_PORT"] }
+        SwarmProject { name, test: configure(test), db_port: ports["EXPOSE_POSTGRES_PORT"] }
     }
 
     fn ragctl(&self, args: &[&str]) -> Run {

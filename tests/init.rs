@@ -51,7 +51,7 @@ fn flags_only_init_writes_a_project_that_renders_clean() {
         "--registry",
         "mirror.local:5000/",
         "--port",
-        &format!("EXPOSE_DB_PORT={db}"),
+        &format!("EXPOSE_POSTGRES_PORT={db}"),
         "--port",
         &format!("EXPOSE_REDIS_PORT={redis}"),
         "--port",
@@ -77,7 +77,7 @@ fn flags_only_init_writes_a_project_that_renders_clean() {
     assert_eq!(file.registry.as_deref(), Some("mirror.local:5000"));
     let ports: BTreeMap<&str, u16> = file.ports.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let expected = [
-        ("EXPOSE_DB_PORT", db),
+        ("EXPOSE_POSTGRES_PORT", db),
         ("EXPOSE_REDIS_PORT", redis),
         ("EXPOSE_QDRANT_GRPC_PORT", grpc),
         ("EXPOSE_QDRANT_PORT", rest),
@@ -120,7 +120,7 @@ fn full_shape_with_the_app_requires_domain_and_tls_and_writes_nothing_without_th
     let r = t.run(["init", "--port", "EXPOSE_NGINX_PORT=8080"]);
     r.assert_status(2);
     assert!(r.stderr.contains("no service of this stack publishes `EXPOSE_NGINX_PORT`"), "{}", r.stderr);
-    assert!(r.stderr.contains("EXPOSE_DB_PORT"), "the hint lists the published keys: {}", r.stderr);
+    assert!(r.stderr.contains("EXPOSE_POSTGRES_PORT"), "the hint lists the published keys: {}", r.stderr);
     let entries: Vec<_> = std::fs::read_dir(t.path()).unwrap().collect();
     assert!(entries.is_empty(), "a refused init wrote files: {entries:?}");
 
@@ -171,7 +171,7 @@ fn full_shape_self_signed_writes_a_private_key_and_renders_clean() {
 #[test]
 fn rerun_refuses_and_force_keeps_every_secret() {
     let t = Test::new();
-    let port = format!("EXPOSE_DB_PORT={}", free_port());
+    let port = format!("EXPOSE_POSTGRES_PORT={}", free_port());
     t.run(["init", "--name", "keep", "--port", &port]).assert_status(0);
     let before = env_doc(&t);
     let yaml_before = t.read("ragctl.yaml");

@@ -131,7 +131,7 @@ fn compose_profiles_env_is_honoured_and_the_flag_replaces_it() {
 
 #[test]
 fn malformed_project_file_names_file_line_column_and_writes_nothing() {
-    let t = Test::new().file("ragctl.yaml", "project: demo\nshape: full\nports:\n  EXPOSE_DB_PORT: many\n");
+    let t = Test::new().file("ragctl.yaml", "project: demo\nshape: full\nports:\n  EXPOSE_POSTGRES_PORT: many\n");
     let r = t.run(["render"]);
     r.assert_status(2);
     assert!(r.stderr.starts_with("error: failed to parse `./ragctl.yaml:4:19`"), "{}", r.stderr);
@@ -165,7 +165,7 @@ fn invalid_memory_size_in_project_file_is_refused_at_its_position() {
 
 #[test]
 fn unknown_port_key_in_project_file_is_refused_at_its_position() {
-    let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_DB_PORT: 5433\n  EXPOSE_DB_PROT: 5434\n");
+    let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_POSTGRES_PORT: 5433\n  EXPOSE_DB_PROT: 5434\n");
     assert_refused_at(&t, "ragctl.yaml:3:3", "no profile publishes a port by `EXPOSE_DB_PROT`");
 }
 

@@ -25,6 +25,8 @@ pub const RENAMED_KEYS: &[(&str, &str)] = &[
     ("WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEY", "WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS"),
     ("SANDBOX_KEY", "SANDBOX_API_KEY"),
     ("PLUGIN_DAEMON_SERVER_KEY", "PLUGIN_DAEMON_KEY"),
+    // ragctl's own former name of PostgreSQL's published port (`crate::stack::RENAMED_PORT_KEYS`).
+    ("EXPOSE_DB_PORT", "EXPOSE_POSTGRES_PORT"),
 ];
 
 /// Values of older reference deployments that name a service by its old name: key, old value, current value.
@@ -246,6 +248,13 @@ mod tests {
                 assert!(!keys.contains(*old), "`{old}` is a key of Dify {release}'s .env.example, not an old name");
                 assert!(keys.contains(*new), "`{new}` is not a key of Dify {release}'s .env.example");
             }
+        }
+    }
+
+    #[test]
+    fn every_renamed_port_key_is_mapped_by_the_import() {
+        for pair in crate::stack::RENAMED_PORT_KEYS {
+            assert!(RENAMED_KEYS.contains(pair), "{pair:?} is not in RENAMED_KEYS");
         }
     }
 

@@ -119,6 +119,15 @@ pub fn load_stack(settings: &Settings) -> Result<(Catalog, Stack), Error> {
     Ok((catalog, stack))
 }
 
+/// Refuse a `.env` that still sets an old port key (`EXPOSE_DB_PORT`) before anything is written or started: the
+/// port would otherwise move back to its default. `up` and `render` call it; doctor's `env.file` says the same.
+pub fn check_env_port_keys(settings: &Settings) -> Result<(), Error> {
+    match &crate::env_file::EnvFile::load(&settings.env_file)?.doc {
+        Some(doc) => crate::stack::renamed_port_keys_in_env(doc, &settings.env_file),
+        None => Ok(()),
+    }
+}
+
 pub const OK: i32 = exit::OK;
 
 /// One thread is plenty: the engine waits on Docker, it does not compute. It also starts fastest.

@@ -36,6 +36,7 @@ struct Report<'a> {
 
 pub fn run(settings: &Settings, out: &Output, args: &RenderArgs) -> Result<i32, Error> {
     let (catalog, stack) = super::load_stack(settings)?;
+    super::check_env_port_keys(settings)?;
     let files = render_stack(&stack, settings, &TemplateSource::new(&settings.project_dir))?;
     for warning in &stack.warnings {
         out.warn(warning);

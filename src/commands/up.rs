@@ -38,6 +38,7 @@ struct UpReport<'a> {
 pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Error> {
     let started = Instant::now();
     let (_, stack) = super::load_stack(settings)?;
+    super::check_env_port_keys(settings)?;
     for w in &stack.warnings {
         out.warn(w);
     }

@@ -63,7 +63,7 @@ impl DoctorContext {
     pub fn value(&self, key: &str) -> Option<String> {
         (self.compose_value)(key)
             .filter(|v| !v.is_empty())
-            .or_else(|| self.settings.ports.get(key).map(|p| p.to_string()))
+            .or_else(|| crate::stack::configured_port(&self.settings, key).map(|p| p.to_string()))
             .or_else(|| self.stack.as_ref().ok().and_then(|s| s.env.get(key).map(|e| e.default.clone())))
             .filter(|v| !v.is_empty())
     }

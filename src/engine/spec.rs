@@ -454,7 +454,7 @@ mod tests {
         let a = desired(&s, &vars, Path::new("/p/demo"), None).unwrap();
         let b = desired(&s, &vars, Path::new("/p/demo"), None).unwrap();
         assert_eq!(a.containers[0].config_hash(), b.containers[0].config_hash());
-        let other = |n: &str| if n == "EXPOSE_DB_PORT" { Some("7000".into()) } else { vars(n) };
+        let other = |n: &str| if n == "EXPOSE_POSTGRES_PORT" { Some("7000".into()) } else { vars(n) };
         let c = desired(&s, &other, Path::new("/p/demo"), None).unwrap();
         let hash =
             |d: &Desired, svc: &str| d.containers.iter().find(|c| c.service == svc).unwrap().config_hash().to_string();

@@ -476,6 +476,12 @@ fn collect_ports(cx: &Context, given: &Given, answers: &Answers, asker: Asker) -
 
     let mut flagged: IndexMap<String, u16> = IndexMap::new();
     for (key, port) in &given.ports {
+        if let Some((_, new)) = crate::stack::RENAMED_PORT_KEYS.iter().find(|(old, _)| old == key) {
+            return Err(Error::config_hint(
+                format!("`--port {key}={port}`: `{key}` is the old name of `{new}`"),
+                format!("pass `--port {new}={port}`"),
+            ));
+        }
         if !published.iter().any(|p| &p.env == key) {
             return Err(Error::config_hint(
                 format!("`--port {key}={port}`: no service of this stack publishes `{key}`"),

@@ -296,7 +296,7 @@ pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 
 /// The `.env` keys of the default stack's published ports.
 pub const PORT_KEYS: [&str; 8] = [
-    "EXPOSE_DB_PORT",
+    "EXPOSE_POSTGRES_PORT",
     "EXPOSE_REDIS_PORT",
     "EXPOSE_WEAVIATE_PORT",
     "EXPOSE_WEAVIATE_GRPC_PORT",

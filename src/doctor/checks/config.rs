@@ -26,7 +26,7 @@ pub fn checks() -> Vec<CheckDef> {
         },
         CheckDef {
             id: "env.file",
-            title: ".env is present, parses, and is private (mode 0600)",
+            title: ".env is present, parses, is private (mode 0600) and sets no old port key (EXPOSE_DB_PORT)",
             needs: &[],
             timeout: QUICK,
             applies: always,
@@ -84,7 +84,11 @@ fn env_file(ctx: &DoctorContext) -> Outcome {
     match &ctx.env {
         Err(e) => Outcome::fail(e.clone(), format!("fix the line named above in `{}`", path.display())),
         Ok(None) => Outcome::fail(format!("`{}` does not exist", path.display()), "run `ragctl secret gen`"),
-        Ok(Some(_)) => {
+        Ok(Some(doc)) => {
+            if let Err(e) = crate::stack::renamed_port_keys_in_env(doc, path) {
+                let hint = e.hint().unwrap_or_default();
+                return Outcome::fail(e.to_string(), hint);
+            }
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
