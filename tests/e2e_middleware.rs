@@ -58,3 +58,48 @@ fn the_middleware_shape_runs_difys_services_each_published_on_loopback_at_its_ke
     assert_eq!(String::from_utf8_lossy(&code.stdout), "200", "the sandbox answers on EXPOSE_SANDBOX_PORT");
     assert_eq!(docker(&["port", &project.container("sandbox")]).trim(), "", "the sandbox publishes nothing itself");
 }
+
+/// Dify's middleware `.env` keys of the newest recorded release whose names start with `EXPOSE_`, each with its
+/// value in this project (so no test binds a shared default port), PostgreSQL's at `postgres_port`.
+fn difys_expose_keys(project: &Project, postgres_port: u16) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("releases");
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .max_by_key(|p| {
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            stem.split(['.', '-']).map_while(|n| n.parse::<u64>().ok()).collect::<Vec<_>>()
+        })
+        .expect("no release files");
+    let doc: serde_json::Value = yaml_serde::from_str(&std::fs::read_to_string(newest).unwrap()).unwrap();
+    let keys = doc["middleware"]["dotenv"].as_object().expect("the release records Dify's middleware .env");
+    assert!(keys.contains_key("EXPOSE_POSTGRES_PORT"), "Dify's middleware .env names PostgreSQL's port so");
+    keys.keys()
+        .filter(|k| k.starts_with("EXPOSE_"))
+        .filter_map(|k| match k.as_str() {
+            "EXPOSE_POSTGRES_PORT" => Some(format!("{k}={postgres_port}\n")),
+            _ => project.ports.get(k.as_str()).map(|p| format!("{k}={p}\n")),
+        })
+        .collect()
+}
+
+#[test]
+fn an_imported_difys_expose_postgres_port_publishes_postgresql_there() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("pgport");
+    let imported = common::free_port();
+    assert_ne!(imported, project.ports["EXPOSE_POSTGRES_PORT"]);
+    let dify_env = difys_expose_keys(&project, imported);
+    std::fs::write(project.test.path().join("dify.env"), &dify_env).unwrap();
+    project.ragctl(&["env", "import", "dify.env"]).assert_status(0);
+    assert_eq!(project.test.dotenv_value("EXPOSE_POSTGRES_PORT"), imported.to_string());
+    project.up();
+
+    let bound = docker(&["port", &project.container("db_postgres"), "5432/tcp"]);
+    assert_eq!(bound.trim(), format!("127.0.0.1:{imported}"), "PostgreSQL at the imported EXPOSE_POSTGRES_PORT");
+    let checks = project.doctor(&["ports.published"]);
+    common::assert_check(&checks, "ports.published", "pass", &[], &[]);
+}

@@ -121,6 +121,11 @@ fn full_shape_with_the_app_requires_domain_and_tls_and_writes_nothing_without_th
     r.assert_status(2);
     assert!(r.stderr.contains("no service of this stack publishes `EXPOSE_NGINX_PORT`"), "{}", r.stderr);
     assert!(r.stderr.contains("EXPOSE_POSTGRES_PORT"), "the hint lists the published keys: {}", r.stderr);
+    // ragctl's old name of PostgreSQL's port is refused with the flag to pass instead.
+    let r = t.run(["init", "--port", "EXPOSE_DB_PORT=5433"]);
+    r.assert_status(2);
+    assert!(r.stderr.contains("`EXPOSE_DB_PORT` is the old name of `EXPOSE_POSTGRES_PORT`"), "{}", r.stderr);
+    assert!(r.stderr.contains("pass `--port EXPOSE_POSTGRES_PORT=5433`"), "{}", r.stderr);
     let entries: Vec<_> = std::fs::read_dir(t.path()).unwrap().collect();
     assert!(entries.is_empty(), "a refused init wrote files: {entries:?}");
 

@@ -134,7 +134,7 @@ fn malformed_project_file_names_file_line_column_and_writes_nothing() {
     let t = Test::new().file("ragctl.yaml", "project: demo\nshape: full\nports:\n  EXPOSE_POSTGRES_PORT: many\n");
     let r = t.run(["render"]);
     r.assert_status(2);
-    assert!(r.stderr.starts_with("error: failed to parse `./ragctl.yaml:4:19`"), "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: failed to parse `./ragctl.yaml:4:25`"), "{}", r.stderr);
     assert!(!t.exists("docker-compose.yaml"));
 }
 
@@ -167,6 +167,59 @@ fn invalid_memory_size_in_project_file_is_refused_at_its_position() {
 fn unknown_port_key_in_project_file_is_refused_at_its_position() {
     let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_POSTGRES_PORT: 5433\n  EXPOSE_DB_PROT: 5434\n");
     assert_refused_at(&t, "ragctl.yaml:3:3", "no profile publishes a port by `EXPOSE_DB_PROT`");
+}
+
+#[test]
+fn the_old_postgres_port_key_in_ragctl_yaml_is_read_as_dify_s_key_with_a_warning() {
+    let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_DB_PORT: 5433\n");
+    let r = t.run(["render"]);
+    r.assert_status(0);
+    assert!(
+        r.stderr.contains("`ports: {EXPOSE_DB_PORT: 5433}` is the old name of `EXPOSE_POSTGRES_PORT`"),
+        "{}",
+        r.stderr
+    );
+    let compose = t.read("docker-compose.yaml");
+    assert!(compose.contains("'127.0.0.1:${EXPOSE_POSTGRES_PORT:-5433}:5432/tcp'"), "{compose}");
+    assert!(!compose.contains("EXPOSE_DB_PORT"), "{compose}");
+
+    // Beside the current name it is refused, at its own line.
+    let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_POSTGRES_PORT: 5434\n  EXPOSE_DB_PORT: 5433\n");
+    assert_refused_at(&t, "ragctl.yaml:3:3", "`EXPOSE_DB_PORT` is the old name of `EXPOSE_POSTGRES_PORT`, which is set too");
+}
+
+#[test]
+fn a_dotenv_setting_the_old_postgres_port_key_stops_render_up_and_doctor_with_the_line_to_write() {
+    let t = Test::new().file(".env", "# mine\nEXPOSE_DB_PORT=5433\n");
+    for args in [&["render"][..], &["up", "--dry-run"]] {
+        let r = t.run(args);
+        r.assert_status(2);
+        assert!(
+            r.stderr.starts_with("error: failed to parse `./.env:2:1`: `EXPOSE_DB_PORT=5433` is the old name of `EXPOSE_POSTGRES_PORT`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("hint: rename the key in `./.env`: EXPOSE_POSTGRES_PORT=5433"), "{}", r.stderr);
+        assert!(!t.exists("docker-compose.yaml"), "{args:?} wrote the compose file");
+    }
+    assert_eq!(t.read(".env"), "# mine\nEXPOSE_DB_PORT=5433\n", "the .env is left as it was");
+    let checks = common::doctor(&t, &[], &["env.file"]);
+    common::assert_check(&checks, "env.file", "fail", &["EXPOSE_DB_PORT=5433"], &["EXPOSE_POSTGRES_PORT=5433"]);
+
+    // The fix, as printed, makes all three pass and publishes PostgreSQL at the same port.
+    std::fs::write(t.path().join(".env"), "# mine\nEXPOSE_POSTGRES_PORT=5433\n").unwrap();
+    t.run(["render"]).assert_status(0);
+    let checks = common::doctor(&t, &[], &["env.file"]);
+    assert_ne!(checks["env.file"].status, "fail", "{checks:#?}");
+    let config = t.run(["up", "--dry-run"]);
+    assert!(!config.stderr.contains("EXPOSE_DB_PORT"), "{}", config.stderr);
+
+    // Both names with different values: the old line must go (or the new one take its value).
+    t.set_dotenv("EXPOSE_DB_PORT", "5435");
+    let r = t.run(["render"]);
+    r.assert_status(2);
+    assert!(r.stderr.contains("`EXPOSE_DB_PORT=5435` is the old name of `EXPOSE_POSTGRES_PORT`, which is set to 5433"), "{}", r.stderr);
+    assert!(r.stderr.contains("remove the `EXPOSE_DB_PORT` line"), "{}", r.stderr);
 }
 
 #[test]

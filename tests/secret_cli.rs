@@ -868,6 +868,22 @@ DB_HOST=db
 }
 
 #[test]
+fn an_old_ragctl_env_has_its_postgres_port_key_mapped_to_difys_and_reported() {
+    let t = Test::new().file("old.env", "EXPOSE_DB_PORT=5433\n");
+    let import = ragctl(&t, "--format json env import old.env");
+    import.assert_status(0);
+    let report = import.json();
+    assert_eq!(report["renamed"], serde_json::json!([{"from": "EXPOSE_DB_PORT", "to": "EXPOSE_POSTGRES_PORT"}]));
+    let v = values(&t.read(".env"));
+    assert_eq!(v.get("EXPOSE_POSTGRES_PORT").map(String::as_str), Some("5433"));
+    assert!(!v.contains_key("EXPOSE_DB_PORT"), "written under its old name:\n{}", t.read(".env"));
+    // The stack reads it: render is not refused, and docker compose would publish PostgreSQL there.
+    ragctl(&t, "render").assert_status(0);
+    let text = ragctl(&t, "env import old.env");
+    assert!(text.stderr.contains("renamed EXPOSE_DB_PORT → EXPOSE_POSTGRES_PORT"), "{}", text.stderr);
+}
+
+#[test]
 fn import_into_an_initialised_project_rebuilds_the_broker_url_around_the_kept_redis_password() {
     let t = Test::new().file(
         "dify.env",
