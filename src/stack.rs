@@ -539,7 +539,9 @@ pub fn renamed_port_keys_in_env(doc: &crate::dotenv::DotEnv, path: &std::path::P
             .map(|i| i + 1);
         let (message, hint) = match current {
             None => (
-                format!("`{old}={value}` is the old name of `{new}`; it would be ignored and the port published at its default"),
+                format!(
+                    "`{old}={value}` is the old name of `{new}`; it would be ignored and the port published at its default"
+                ),
                 format!("rename the key in `{}`: {new}={value}", path.display()),
             ),
             Some(current) => (
@@ -570,8 +572,7 @@ fn check_port_keys(settings: &Settings, catalog: &Catalog) -> Result<(), Error> 
         .flat_map(|service| service.ports.iter().map(|p| p.env.as_str()))
         .collect();
     let is_known = |key: &str| {
-        known.contains(&key)
-            || RENAMED_PORT_KEYS.iter().any(|(old, new)| *old == key && known.contains(new))
+        known.contains(&key) || RENAMED_PORT_KEYS.iter().any(|(old, new)| *old == key && known.contains(new))
     };
     match settings.ports.keys().find(|key| !is_known(key)) {
         None => Ok(()),
@@ -869,7 +870,8 @@ mod tests {
 
     #[test]
     fn middleware_publishes_on_loopback_and_has_no_networks() {
-        let stack = Stack::build(&settings(&["vec_b"], "ports: {EXPOSE_POSTGRES_PORT: 5433}\n"), &test_catalog()).unwrap();
+        let stack =
+            Stack::build(&settings(&["vec_b"], "ports: {EXPOSE_POSTGRES_PORT: 5433}\n"), &test_catalog()).unwrap();
         let db = &stack.services["db"];
         assert_eq!((db.ports[0].host_ip.as_str(), db.ports[0].default), ("127.0.0.1", 5433));
         assert!(stack.networks.is_empty() && db.networks.is_empty());
@@ -882,7 +884,10 @@ mod tests {
         let db = &stack.services["db"];
         assert_eq!((db.ports[0].env.as_str(), db.ports[0].default), ("EXPOSE_POSTGRES_PORT", 5433));
         assert!(
-            stack.warnings.iter().any(|w| w.contains("`ports: {EXPOSE_DB_PORT: 5433}`") && w.contains("EXPOSE_POSTGRES_PORT: 5433")),
+            stack
+                .warnings
+                .iter()
+                .any(|w| w.contains("`ports: {EXPOSE_DB_PORT: 5433}`") && w.contains("EXPOSE_POSTGRES_PORT: 5433")),
             "{:?}",
             stack.warnings
         );

@@ -85,7 +85,7 @@ fn env_file_missing_world_readable_and_malformed_each_with_its_fix() {
         &malformed,
         "env.file",
         "fail",
-        &[&format!("failed to parse `./.env:{line}:15`"), "unexpected `:` in key"],
+        &[&format!("failed to parse `./.env:{line}:21`"), "unexpected `:` in key"],
         &["fix the line named above in `./.env`"],
     );
 }

@@ -67,7 +67,16 @@ fn up_starts_a_healthy_stack_that_answers_sql_and_down_removes_every_trace() {
     // `up` proved PostgreSQL ready with its wire-level probe (no exec): a client connects at once, before Docker's
     // own healthcheck has run, and the probe's connections left nothing in the server log.
     let select = Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_POSTGRES_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &project.ports["EXPOSE_POSTGRES_PORT"].to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "dify",
+        ])
         .args(["-tAc", "select 1"])
         .env("PGPASSWORD", project.test.dotenv_value("DB_PASSWORD"))
         .env("PGCONNECT_TIMEOUT", "10")
@@ -317,7 +326,16 @@ fn through_a_tcp_engine_endpoint_readiness_is_proven_inside_the_containers() {
     let health = docker(&["inspect", "-f", "{{.State.Health.Status}}", &format!("{}-weaviate-1", project.name)]);
     assert_eq!(health.trim(), "healthy", "HTTP readiness waited for Docker's healthcheck");
     let select = Command::new(psql)
-        .args(["-h", "127.0.0.1", "-p", &project.ports["EXPOSE_POSTGRES_PORT"].to_string(), "-U", "postgres", "-d", "dify"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &project.ports["EXPOSE_POSTGRES_PORT"].to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "dify",
+        ])
         .args(["-tAc", "select 1"])
         .env("PGPASSWORD", project.test.dotenv_value("DB_PASSWORD"))
         .output()

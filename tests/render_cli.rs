@@ -185,7 +185,11 @@ fn the_old_postgres_port_key_in_ragctl_yaml_is_read_as_dify_s_key_with_a_warning
 
     // Beside the current name it is refused, at its own line.
     let t = Test::new().file("ragctl.yaml", "ports:\n  EXPOSE_POSTGRES_PORT: 5434\n  EXPOSE_DB_PORT: 5433\n");
-    assert_refused_at(&t, "ragctl.yaml:3:3", "`EXPOSE_DB_PORT` is the old name of `EXPOSE_POSTGRES_PORT`, which is set too");
+    assert_refused_at(
+        &t,
+        "ragctl.yaml:3:3",
+        "`EXPOSE_DB_PORT` is the old name of `EXPOSE_POSTGRES_PORT`, which is set too",
+    );
 }
 
 #[test]
@@ -195,7 +199,9 @@ fn a_dotenv_setting_the_old_postgres_port_key_stops_render_up_and_doctor_with_th
         let r = t.run(args);
         r.assert_status(2);
         assert!(
-            r.stderr.starts_with("error: failed to parse `./.env:2:1`: `EXPOSE_DB_PORT=5433` is the old name of `EXPOSE_POSTGRES_PORT`"),
+            r.stderr.starts_with(
+                "error: failed to parse `./.env:2:1`: `EXPOSE_DB_PORT=5433` is the old name of `EXPOSE_POSTGRES_PORT`"
+            ),
             "{args:?}: {}",
             r.stderr
         );
@@ -218,7 +224,11 @@ fn a_dotenv_setting_the_old_postgres_port_key_stops_render_up_and_doctor_with_th
     t.set_dotenv("EXPOSE_DB_PORT", "5435");
     let r = t.run(["render"]);
     r.assert_status(2);
-    assert!(r.stderr.contains("`EXPOSE_DB_PORT=5435` is the old name of `EXPOSE_POSTGRES_PORT`, which is set to 5433"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`EXPOSE_DB_PORT=5435` is the old name of `EXPOSE_POSTGRES_PORT`, which is set to 5433"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("remove the `EXPOSE_DB_PORT` line"), "{}", r.stderr);
 }
 
