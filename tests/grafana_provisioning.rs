@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // Parsed to enforce the schema.
 struct DatasourcesFile {
     api_version: u32,
     #[serde(default)]
@@ -215,7 +216,12 @@ fn the_model_refuses_what_grafana_would_refuse() {
         (good.replace("url: http://prometheus:9090", "url: prometheus:9090:x"), "url"),
         (good.replace("timeInterval: 15s", "timeInterval: fifteen"), "timeInterval"),
         (good.replace("timeInterval", "timeIntervall"), "unknown field"),
-        (format!("{good}  - name: Q\n    type: prometheus\n    access: proxy\n    url: http://q:9090\n    isDefault: true\n"), "default"),
+        (
+            format!(
+                "{good}  - name: Q\n    type: prometheus\n    access: proxy\n    url: http://q:9090\n    isDefault: true\n"
+            ),
+            "default",
+        ),
     ] {
         let err = parse(&bad).expect_err(&bad);
         assert!(err.contains(why), "{why}: {err}");
