@@ -169,5 +169,13 @@ wait_for 20 docker exec "$tag-mon" wget -q -O /dev/null http://127.0.0.1:3000/ap
 docker exec "$tag-mon" wget -q -O - http://127.0.0.1:8080/metrics | grep -q '^standin_info 1' || fail "cadvisor stand-in /metrics"
 ok "monitoring stand-in: /api/health on 3000, /healthz and /metrics on 8080"
 docker stop "$tag-mon" >/dev/null
+# With the Docker API (read-only /var/run, as the cadvisor service mounts it): cAdvisor's memory series of its project.
+run monapi --memory 64m --label "com.docker.compose.project=$tag" -v /var/run:/var/run:ro ragctl-test/monitoring-standin:1
+wait_for 20 docker exec "$tag-monapi" wget -q -O /dev/null http://127.0.0.1:8080/healthz || fail "cadvisor stand-in"
+metrics="$(docker exec "$tag-monapi" wget -q -O - http://127.0.0.1:8080/metrics)"
+grep -q "^container_spec_memory_limit_bytes{.*name=\"$tag-monapi\"} 67108864$" <<<"$metrics" || fail "cadvisor stand-in: limit series: $metrics"
+grep -q "^container_memory_working_set_bytes{.*name=\"$tag-monapi\"} [1-9]" <<<"$metrics" || fail "cadvisor stand-in: working set: $metrics"
+ok "monitoring stand-in: cAdvisor memory series of its project from the Docker API"
+docker stop "$tag-monapi" >/dev/null
 
 echo "all image contract checks passed"

@@ -6,7 +6,10 @@ MODE=api (default) or web, or anything else not listed below:
     listens on (api 5001, web 3000, plugin_daemon 5002 and 5003, sandbox 8194),
     so one image stands in for all of them:
       GET /health, /health/check -> 200 {"status": "ok", ...}
-      GET /slow?ms=N             -> 200 after N milliseconds (at most 60000)
+      GET /slow?ms=N             -> 200 after N milliseconds (at most 60000), or after the
+                                    override's milliseconds while one is set:
+      PUT /slow?ms=M             -> sets that override (a test makes a slow endpoint fast
+                                    again without changing its URL); DELETE /slow drops it
       GET /status/N              -> answers with status N
       any method, any other path -> 200 JSON echo: method, path, port,
                                     headers, body length (POST/PUT bodies read)
@@ -28,6 +31,8 @@ MODE = os.environ.get("MODE", "api")
 DIFY_PORTS = (5001, 3000, 5002, 5003, 8194)
 PORTS = (int(os.environ["PORT"]),) if os.environ.get("PORT") else DIFY_PORTS
 VERSION = os.environ.get("APP_STANDIN_VERSION", "0.0.0-standin")
+# PUT /slow?ms=M: the delay every later GET /slow answers with, whatever its ms (None: the request's own ms).
+SLOW_OVERRIDE_MS = None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -57,13 +62,21 @@ class Handler(BaseHTTPRequestHandler):
         return length
 
     def handle_any(self):
+        global SLOW_OVERRIDE_MS
         url = urlsplit(self.path)
         path = url.path
         body = self.read_body() if self.command in ("POST", "PUT", "PATCH") else 0
         if path in ("/health", "/health/check"):
             self.send_json(200, {"status": "ok", "mode": MODE, "version": VERSION, "pid": os.getpid()})
+        elif path == "/slow" and self.command in ("PUT", "DELETE"):
+            ms = parse_qs(url.query).get("ms")
+            SLOW_OVERRIDE_MS = min(int(ms[0]), 60000) if self.command == "PUT" and ms else None
+            self.send_json(200, {"slow_override_ms": SLOW_OVERRIDE_MS})
         elif path == "/slow":
-            ms = min(int(parse_qs(url.query).get("ms", ["1000"])[0]), 60000)
+            if SLOW_OVERRIDE_MS is not None:
+                ms = SLOW_OVERRIDE_MS
+            else:
+                ms = min(int(parse_qs(url.query).get("ms", ["1000"])[0]), 60000)
             time.sleep(ms / 1000.0)
             self.send_json(200, {"slept_ms": ms})
         elif path.startswith("/status/"):

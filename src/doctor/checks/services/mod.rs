@@ -145,7 +145,9 @@ pub fn checks() -> Vec<CheckDef> {
             id: "network.reachability",
             title: "every dependency resolves and accepts TCP from inside the Docker network",
             needs: &["docker.reachable", "config.stack"],
-            timeout: Duration::from_secs(6),
+            // Every route is an exec, PROBE_CONCURRENCY at a time, each bounded by its own 4 s: 6 s did not cover
+            // the full shape with app and monitoring on a busy engine (tests/e2e_monitoring.rs).
+            timeout: Duration::from_secs(15),
             applies: has_services,
             run: |ctx| async move { network::reachability(ctx).await }.boxed(),
         },
