@@ -27,6 +27,16 @@ pub struct Release {
     pub dotenv: IndexMap<String, String>,
     #[serde(default)]
     pub steps: Vec<String>,
+    /// Dify's `docker-compose.middleware.yaml`: the services it runs for a developer's api from source.
+    #[serde(default)]
+    pub middleware: Middleware,
+}
+
+/// The middleware compose of a release (only what ragctl reads of it).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Middleware {
+    #[serde(default)]
+    pub services: IndexMap<String, ReleaseService>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -92,6 +102,15 @@ impl Release {
             env.insert(k.clone(), v.clone());
         }
         Some(env)
+    }
+
+    /// The environment Dify's middleware compose gives `service` (the middleware shape); the full compose's for a
+    /// service the middleware compose does not run.
+    pub fn middleware_service_env(&self, service: &str) -> Option<IndexMap<String, EnvValue>> {
+        match self.middleware.services.get(service) {
+            Some(svc) => Some(svc.environment.clone()),
+            None => self.service_env(service),
+        }
     }
 
     /// The image of a compose service in this release.

@@ -180,7 +180,7 @@ impl Stack {
             }
         }
 
-        let shared_env = apply_release(&mut services, settings, &profiles)?;
+        let shared_env = apply_release(&mut services, settings, &profiles, shape)?;
         check_dependencies(&services, catalog)?;
         apply_settings_overrides(&mut services, settings, shape)?;
 
@@ -597,6 +597,7 @@ fn apply_release(
     services: &mut IndexMap<String, Service>,
     settings: &Settings,
     profiles: &[&Profile],
+    shape: Shape,
 ) -> Result<IndexMap<String, String>, Error> {
     let release = crate::release::get(&settings.release).ok_or_else(|| {
         Error::config_hint(
@@ -617,7 +618,12 @@ fn apply_release(
         {
             svc.image = image.to_string();
         }
-        let Some(env) = release.service_env(&svc.name) else { continue };
+        // The middleware shape follows Dify's middleware compose, whose services carry only their own keys.
+        let env = match shape {
+            Shape::Middleware => release.middleware_service_env(&svc.name),
+            Shape::Full => release.service_env(&svc.name),
+        };
+        let Some(env) = env else { continue };
         let omitted = |key: &str| {
             crate::release::difference(&svc.name, key)
                 .is_some_and(|d| d.kind == crate::release::DifferenceKind::Omitted)

@@ -39,7 +39,7 @@ fn set_mode(test: &Test, rel: &str, mode: u32) {
 fn config_stack_passes_on_the_default_project_and_fails_on_exclusive_or_unknown_profiles() {
     let test = Test::new();
     let default = doctor(&test, &[], &["config.stack"]);
-    assert_check(&default, "config.stack", "pass", &["profiles base, weaviate (middleware shape): 3 services"], &[]);
+    assert_check(&default, "config.stack", "pass", &["profiles base, runtime, weaviate (middleware shape): 6 services"], &[]);
 
     let exclusive = doctor(&test, &["--profile", "weaviate,qdrant"], &["config.stack"]);
     assert_check(
@@ -94,7 +94,7 @@ fn env_file_missing_world_readable_and_malformed_each_with_its_fix() {
 fn secrets_pass_after_secret_gen_and_fail_on_a_public_default_or_a_pair_mismatch() {
     let test = with_secrets(Test::new());
     let generated = doctor(&test, &[], &["secrets"]);
-    assert_check(&generated, "secrets", "pass", &["4 secrets set, strong and consistent"], &[]);
+    assert_check(&generated, "secrets", "pass", &["7 secrets set, strong and consistent"], &[]);
     let good = test.read(".env");
 
     test.set_dotenv("DB_PASSWORD", "difyai123456");
@@ -204,7 +204,7 @@ fn an_unreachable_engine_fails_docker_reachable_skips_what_needs_it_and_still_ch
         &["unix:///nonexistent.sock"],
         &["start the engine", "point DOCKER_HOST at a running one"],
     );
-    assert_check(&checks, "config.stack", "pass", &["profiles base, weaviate"], &[]);
+    assert_check(&checks, "config.stack", "pass", &["profiles base, runtime, weaviate"], &[]);
     assert_check(&checks, "env.file", "pass", &[], &[]);
     assert_check(&checks, "secrets", "pass", &[], &[]);
 
@@ -241,7 +241,7 @@ fn text_marks_are_unicode_under_a_utf8_locale_and_ascii_otherwise() {
     let test = Test::new();
     let utf8 = doctor_text(&test, "C.UTF-8", "config.stack,env.file");
     utf8.assert_status(1);
-    assert!(utf8.stdout.contains("✓ config.stack  profiles base, weaviate"), "{}", utf8.stdout);
+    assert!(utf8.stdout.contains("✓ config.stack  profiles base, runtime, weaviate"), "{}", utf8.stdout);
     assert!(utf8.stdout.contains("✗ env.file      `./.env` does not exist\n"), "{}", utf8.stdout);
     assert!(utf8.stdout.contains("\n    hint: run `ragctl secret gen`\n"), "{}", utf8.stdout);
     assert!(
@@ -391,7 +391,7 @@ fn ports_published_names_the_process_holding_a_port_moved_in_env_and_passes_once
     // Published, so not free: a pass means every one answered.
     assert!(ports.iter().all(|p| port_taken(*p)), "the stack publishes {ports:?}");
     let answering = project.doctor(&["ports.published"]);
-    assert_check(&answering, "ports.published", "pass", &["4 published ports free or answering"], &[]);
+    assert_check(&answering, "ports.published", "pass", &["8 published ports free or answering"], &[]);
 }
 
 #[test]
@@ -421,7 +421,7 @@ fn ports_published_names_the_process_holding_the_port_ragctl_yaml_chose() {
     // Published, so not free: a pass means every one answered.
     assert!(project.ports.values().all(|p| port_taken(*p)), "the stack publishes {:?}", project.ports);
     let answering = project.doctor(&["ports.published"]);
-    assert_check(&answering, "ports.published", "pass", &["4 published ports free or answering"], &[]);
+    assert_check(&answering, "ports.published", "pass", &["8 published ports free or answering"], &[]);
 }
 
 #[test]
@@ -441,7 +441,7 @@ fn containers_state_warns_before_up_passes_after_and_fails_for_a_stopped_service
 
     project.up();
     let running = project.doctor(&["containers.state"]);
-    assert_check(&running, "containers.state", "pass", &["3 containers running and healthy"], &[]);
+    assert_check(&running, "containers.state", "pass", &["6 containers running and healthy"], &[]);
 
     let redis = project.container("redis");
     docker(&["stop", "-t", "1", &redis]);
@@ -563,7 +563,7 @@ fn images_present_passes_with_local_images_and_names_a_missing_one_and_its_regis
         return;
     }
     let present = Project::new("images");
-    assert_check(&present.doctor(&["images.present"]), "images.present", "pass", &["3 images present locally"], &[]);
+    assert_check(&present.doctor(&["images.present"]), "images.present", "pass", &["5 images present locally"], &[]);
 
     // Docker Hub, as the image names no registry: whether it answers depends on this host's network, so the
     // test asks too (the check allows 1.5 s).

@@ -105,7 +105,7 @@ fn secret_gen_creates_a_private_env_with_one_group_per_profile_and_a_second_run_
     // One `# --- <profile> ---` group per enabled profile, and each secret sits in its own profile's group.
     let profiles = secret_profiles(&t, APP);
     let expected_groups: BTreeSet<&str> = profiles.values().map(String::as_str).collect();
-    assert_eq!(expected_groups, BTreeSet::from(["app", "base", "weaviate"]));
+    assert_eq!(expected_groups, BTreeSet::from(["app", "base", "runtime", "weaviate"]));
     let groups: Vec<&str> =
         env.lines().filter_map(|l| l.strip_prefix("# --- ").and_then(|g| g.strip_suffix(" ---"))).collect();
     assert_eq!(groups.len(), expected_groups.len(), "each group exactly once:\n{env}");

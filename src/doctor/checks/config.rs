@@ -304,7 +304,9 @@ fn profiles(ctx: &DoctorContext) -> Outcome {
     let mut problems = Vec::new();
     if let Some(cp) = ctx.env_values.get("COMPOSE_PROFILES").filter(|v| !v.is_empty()) {
         let listed: Vec<&str> = cp.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-        let enabled: Vec<&str> = stack.profiles.iter().map(String::as_str).filter(|p| *p != "base").collect();
+        // Always-on profiles (base, runtime) carry no compose profile: their services run whatever COMPOSE_PROFILES says.
+        let always = |p: &str| ctx.catalog.as_ref().is_ok_and(|c| c.get(p).is_some_and(|e| e.profile.always));
+        let enabled: Vec<&str> = stack.profiles.iter().map(String::as_str).filter(|p| !always(p)).collect();
         let missing: Vec<&&str> = enabled.iter().filter(|p| !listed.contains(p)).collect();
         let extra: Vec<&&str> = listed.iter().filter(|p| !enabled.contains(p)).collect();
         if !missing.is_empty() || !extra.is_empty() {
