@@ -380,12 +380,8 @@ mod tests {
         assert!(prometheus.contains("\"postgres-exporter:9187\""), "{prometheus}");
         let mounts = &container(find(&docs, "StatefulSet", "nginx"))["volumeMounts"];
         assert!(
-            mounts
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m["mountPath"] == "/etc/nginx/templates/nginx.conf.template"
-                    && m["subPath"] == "nginx.conf.template")
+            mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/etc/nginx/templates/nginx.conf.template"
+                && m["subPath"] == "nginx.conf.template")
         );
         assert!(mounts.as_array().unwrap().iter().any(|m| m["name"] == "tls" && m["mountPath"] == "/etc/nginx/certs"));
         let ingress = find(&docs, "Ingress", "demo");
