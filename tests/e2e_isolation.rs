@@ -39,10 +39,9 @@ fn the_sandbox_reaches_only_ssrf_proxy_and_the_proxy_refuses_private_addresses()
     if !require_docker() {
         return;
     }
-    let project = Project::new("isolation");
     // Dify's SSRF_HTTP_PORT in .env moves squid's forward proxy: the entrypoint writes it into squid.conf when the
     // container starts, and the sandbox's HTTP_PROXY follows.
-    project.test.set_dotenv("SSRF_HTTP_PORT", "3129");
+    let project = Project::with("isolation", |t| t.file(".env", "SSRF_HTTP_PORT=3129\n"));
     project.up();
 
     // What the engine stored: the internal network, and exactly the sandbox and the proxy on it.
