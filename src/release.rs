@@ -222,9 +222,22 @@ pub const DIFFERENCES: &[Difference] = &[
     diff("weaviate", "PERSISTENCE_DATA_PATH", Fixed, "fixed `/var/lib/weaviate`: the volume is mounted there"),
     diff("web", "PM2_INSTANCES", Fixed, "fixed `1`: replicas scale out, one Node process per container"),
     diff("web", "NEXT_TELEMETRY_DISABLED", Fixed, "fixed `1`: no telemetry from the web front end"),
-    diff("sandbox", "HTTP_PROXY", Fixed, "fixed to ragctl's ssrf_proxy: the sandbox's only way out"),
-    diff("sandbox", "HTTPS_PROXY", Fixed, "fixed to ragctl's ssrf_proxy: the sandbox's only way out"),
+    diff("sandbox", "HTTP_PROXY", Fixed, "fixed to ragctl's ssrf_proxy on SSRF_HTTP_PORT: the sandbox's only way out"),
+    diff("sandbox", "HTTPS_PROXY", Fixed, "fixed to ragctl's ssrf_proxy on SSRF_HTTP_PORT: the sandbox's only way out"),
     diff("sandbox", "SANDBOX_PORT", Fixed, "fixed `8194`: readiness probes and the proxy's reverse port use it"),
+    diff("ssrf_proxy", "SANDBOX_PORT", Fixed, "fixed `8194`: squid's reverse proxy peer, where the sandbox listens"),
+    diff(
+        "nginx",
+        "NGINX_ENVSUBST_OUTPUT_DIR",
+        Fixed,
+        "added `/etc/nginx`: the image's entrypoint writes the templates as nginx.conf and conf.d/",
+    ),
+    diff(
+        "nginx",
+        "EXPOSE_NGINX_SSL_PORT",
+        Fixed,
+        "added from `.env`: port 80 redirects to the host port HTTPS is published on",
+    ),
     diff("plugin_daemon", "SERVER_PORT", Fixed, "fixed `5002`: the api reaches plugin_daemon there"),
     diff(
         "*",
@@ -256,7 +269,7 @@ pub const IMAGE_DIFFERENCES: &[(&str, &str)] = &[
     ("nginx", "`nginx:1.27-alpine` instead of `nginx:latest`: a fixed version, so a pull never changes it"),
     (
         "ssrf_proxy",
-        "a fixed `ubuntu/squid` tag instead of `latest`, with ragctl's own squid.conf (no templated entrypoint)",
+        "a fixed `ubuntu/squid` tag instead of `latest`, with ragctl's own squid.conf template and entrypoint",
     ),
 ];
 

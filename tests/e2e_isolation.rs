@@ -2,8 +2,8 @@
 //! test images (`ragctl-test/app-standin:1` stands in for Dify's sandbox and plugin daemon, Debian's squid for
 //! ssrf_proxy). Asserted on what the engine stored (the internal `ssrf_proxy_network` and who is on it) and by
 //! probes from inside the sandbox: ssrf_proxy answers, the databases do not; through the proxy a private address
-//! of the project's own network is refused (squid's 403) while the reverse-proxy port the rendered squid.conf
-//! opens to the sandbox (Dify's EXPOSE_SANDBOX_PORT) passes.
+//! of the project's own network is refused (squid's 403) while the reverse-proxy port squid.conf opens to the
+//! sandbox (Dify's EXPOSE_SANDBOX_PORT) passes. squid listens on a non-default SSRF_HTTP_PORT from `.env`.
 
 mod common;
 
@@ -39,7 +39,9 @@ fn the_sandbox_reaches_only_ssrf_proxy_and_the_proxy_refuses_private_addresses()
     if !require_docker() {
         return;
     }
-    let project = Project::new("isolation");
+    // Dify's SSRF_HTTP_PORT in .env moves squid's forward proxy: the entrypoint writes it into squid.conf when the
+    // container starts, and the sandbox's HTTP_PROXY follows.
+    let project = Project::with("isolation", |t| t.file(".env", "SSRF_HTTP_PORT=3129\n"));
     project.up();
 
     // What the engine stored: the internal network, and exactly the sandbox and the proxy on it.
@@ -56,7 +58,10 @@ fn the_sandbox_reaches_only_ssrf_proxy_and_the_proxy_refuses_private_addresses()
 
     // Probes from inside the sandbox.
     let sandbox = project.container("sandbox");
-    assert!(connects(&sandbox, "ssrf_proxy", 3128), "the sandbox reaches ssrf_proxy:3128");
+    assert!(connects(&sandbox, "ssrf_proxy", 3129), "the sandbox reaches ssrf_proxy:3129 (SSRF_HTTP_PORT)");
+    assert!(!connects(&sandbox, "ssrf_proxy", 3128), "squid listens on SSRF_HTTP_PORT, not 3128");
+    let sandbox_env = docker(&["inspect", &sandbox, "--format", "{{range .Config.Env}}{{println .}}{{end}}"]);
+    assert!(sandbox_env.lines().any(|l| l == "HTTP_PROXY=http://ssrf_proxy:3129"), "{sandbox_env}");
     assert!(!connects(&sandbox, "db_postgres", 5432), "the sandbox must not reach db_postgres:5432");
     assert!(!connects(&sandbox, "redis", 6379), "the sandbox must not reach redis:6379");
     // Nor the database by address: the name not resolving is not the only thing keeping it out.
@@ -79,8 +84,8 @@ fn the_sandbox_reaches_only_ssrf_proxy_and_the_proxy_refuses_private_addresses()
         out
     };
     assert!(connects(&project.container("ssrf_proxy"), &db_ip, 5432), "squid itself can reach {db_ip}:5432");
-    assert_eq!(curl_code(&format!("-x http://ssrf_proxy:3128 http://{db_ip}:5432/")), "403");
-    assert_eq!(curl_code("-x http://ssrf_proxy:3128 http://db_postgres:5432/"), "403");
+    assert_eq!(curl_code(&format!("-x http://ssrf_proxy:3129 http://{db_ip}:5432/")), "403");
+    assert_eq!(curl_code("-x http://ssrf_proxy:3129 http://db_postgres:5432/"), "403");
     // ...while the one destination the config allows, its reverse-proxy port to the sandbox, passes: squid forwards
     // to sandbox:8194 and the stand-in's /health answers 200.
     assert_eq!(curl_code("http://ssrf_proxy:8194/health"), "200");

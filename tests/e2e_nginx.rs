@@ -4,7 +4,8 @@
 //! for api, worker, worker_beat, web, sandbox and plugin_daemon), and the host talks to nginx with curl and openssl
 //! the way a browser or API client would: the certificate served is the one `init` wrote, port 80 redirects to the
 //! published HTTPS port, each location reaches its service (the stand-in echoes the port it was asked on), the API
-//! rate limit answers 429 past its burst and an oversized body is refused with 413. `doctor --strict` passes on the
+//! rate limit answers 429 past its burst and a body over `.env`'s NGINX_CLIENT_MAX_BODY_SIZE is refused with 413 (the
+//! NGINX_* keys are in `nginx -T`, and a moved EXPOSE_NGINX_SSL_PORT moves the redirect). `doctor --strict` passes on the
 //! stack; `nginx.config` fails with nginx's `[emerg]` line on a broken template and `nginx.tls_certificate` on a
 //! certificate that expires within 7 days.
 //!
@@ -171,8 +172,20 @@ fn full_stack(name: &str, http: u16, https: u16) -> Project {
                     .concat()
             ),
         )
+        // Dify's NGINX_* keys reach the running nginx through its environment (the templates' placeholders).
+        .append(".env", &NGINX_ENV.map(|(k, v)| format!("{k}={v}\n")).concat())
     })
 }
+
+/// Non-default values of Dify's NGINX_* keys in `.env`, and the directive each becomes in the running nginx.
+const NGINX_ENV: [(&str, &str); 4] = [
+    ("NGINX_CLIENT_MAX_BODY_SIZE", "3m"),
+    ("NGINX_KEEPALIVE_TIMEOUT", "33"),
+    ("NGINX_PROXY_READ_TIMEOUT", "1800s"),
+    ("NGINX_WORKER_PROCESSES", "2"),
+];
+const NGINX_DIRECTIVES: [&str; 4] =
+    ["client_max_body_size 3m;", "keepalive_timeout 33;", "proxy_read_timeout 1800s;", "worker_processes 2;"];
 
 #[test]
 fn nginx_serves_the_init_certificate_routes_limits_and_doctor_judges_it() {
@@ -230,14 +243,22 @@ fn nginx_serves_the_init_certificate_routes_limits_and_doctor_judges_it() {
     let hook_url = format!("https://{DOMAIN}:{https}/e/hook-id/endpoint?a=b");
     assert_eq!(hook["headers"]["dify-hook-url"], hook_url, "{hook}");
 
-    // client_max_body_size 100m: 1 MiB goes through, one byte over 100 MiB is refused before the API sees it.
+    // The NGINX_* values of .env are in the configuration nginx runs, and no placeholder is left.
+    let running = docker(&["exec", &stack.container("nginx"), "nginx", "-T"]);
+    for directive in NGINX_DIRECTIVES {
+        assert!(running.contains(directive), "`{directive}` not in `nginx -T`:\n{running}");
+    }
+    assert!(!running.contains("${"), "a placeholder is left in `nginx -T`:\n{running}");
+
+    // client_max_body_size from NGINX_CLIENT_MAX_BODY_SIZE=3m: 1 MiB goes through, one byte over 3 MiB is refused
+    // before the API sees it.
     let scratch = tempfile::tempdir().unwrap();
     let body = |name: &str, len: u64| {
         let path = scratch.path().join(name);
         std::fs::File::create(&path).unwrap().set_len(len).unwrap();
         path.display().to_string()
     };
-    let (small, big) = (body("small", 1 << 20), body("big", (100 << 20) + 1));
+    let (small, big) = (body("small", 1 << 20), body("big", (3 << 20) + 1));
     let small = edge.curl(&["-T", &small, "-X", "POST"], &edge.https_url("/files/upload"));
     assert_eq!(small.status, 200, "{}", small.body);
     assert_eq!(small.json()["body_length"], 1 << 20);
@@ -296,35 +317,29 @@ fn nginx_serves_the_init_certificate_routes_limits_and_doctor_judges_it() {
     assert_eq!(edge.fingerprint(&edge.served_certificate()), edge.fingerprint(&renewed));
     assert_check(&stack.doctor(&ids), "nginx.tls_certificate", "pass", &["valid until"], &[]);
 
-    // HTTPS moved in .env only: the published port moves at the next `up`, the rendered redirect does not.
-    let moved = (https + 1).to_string();
-    stack.test.set_dotenv("EXPOSE_NGINX_SSL_PORT", &moved);
-    let drift = stack.doctor(&["nginx.config"]);
-    let detail = format!("redirects to HTTPS on port {https} while EXPOSE_NGINX_SSL_PORT={moved}");
-    assert_check(
-        &drift,
-        "nginx.config",
-        "warn",
-        &[&detail],
-        &[&format!("`EXPOSE_NGINX_SSL_PORT: {moved}` under `ports:`")],
-    );
-    let env = stack.test.read(".env");
-    let restored: String =
-        env.lines().filter(|l| !l.starts_with("EXPOSE_NGINX_SSL_PORT=")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(stack.test.path().join(".env"), restored).unwrap();
-    assert_check(&stack.doctor(&["nginx.config"]), "nginx.config", "pass", &[], &[]);
+    // HTTPS moved in .env only: `up` re-creates nginx, which publishes and redirects to the new port, read from
+    // its environment (nothing rendered names it).
+    let moved = free_port();
+    stack.test.set_dotenv("EXPOSE_NGINX_SSL_PORT", &moved.to_string());
+    stack.ragctl(&["up"]).assert_status(0);
+    let redirect = edge.curl(&[], &format!("http://{DOMAIN}:{http}/signin"));
+    assert_eq!(redirect.location, format!("https://{DOMAIN}:{moved}/signin"));
+    let edge = Edge { https: moved, ..edge };
+    assert_eq!(edge.curl(&[], &edge.https_url("/health")).status, 200);
+    assert_check(&stack.doctor(&["nginx.config"]), "nginx.config", "pass", &["configuration is valid"], &[]);
 
     // A project template that nginx rejects: rendered and restarted, nginx exits; doctor shows its [emerg] line.
-    let builtin = std::fs::read_to_string(common::repo_root().join("templates/nginx/conf.d/default.conf.j2")).unwrap();
+    let builtin =
+        std::fs::read_to_string(common::repo_root().join("templates/nginx/conf.d/default.conf.template.j2")).unwrap();
     let broken = builtin.replacen(
         "    ssl_session_tickets off;\n",
         "    ssl_session_tickets off;\n    bogus_directive on;\n",
         1,
     );
-    assert_ne!(broken, builtin, "templates/nginx/conf.d/default.conf.j2 changed shape");
+    assert_ne!(broken, builtin, "templates/nginx/conf.d/default.conf.template.j2 changed shape");
     let overrides = stack.test.path().join("templates/nginx/conf.d");
     std::fs::create_dir_all(&overrides).unwrap();
-    std::fs::write(overrides.join("default.conf.j2"), broken).unwrap();
+    std::fs::write(overrides.join("default.conf.template.j2"), broken).unwrap();
     stack.ragctl(&["render"]).assert_status(0);
     docker(&["restart", "-t", "1", &stack.container("nginx")]);
     let failed = await_condition("nginx.config to fail", Duration::from_secs(60), || {

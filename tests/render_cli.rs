@@ -68,28 +68,31 @@ fn output_dir_receives_config_files() {
     r.assert_status(0);
     let paths: Vec<String> =
         r.json()["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
-    assert!(paths.contains(&"config/nginx/nginx.conf".to_string()), "{paths:?}");
+    assert!(paths.contains(&"config/nginx/nginx.conf.template".to_string()), "{paths:?}");
     for p in &paths {
         assert!(t.exists(&format!("out/{p}")), "{p} not written");
     }
 }
 
+/// Port 80 redirects to the HTTPS host port: EXPOSE_NGINX_SSL_PORT from the container's environment (so `.env`
+/// moves it without `render`), and when it is unset the default ragctl.yaml's `ports:` gives.
 #[test]
-fn nginx_redirects_to_the_https_port_ragctl_yaml_publishes() {
-    let redirect = |yaml: &str| {
+fn nginx_redirects_to_the_https_port_env_or_ragctl_yaml_publishes() {
+    let site = |yaml: &str| {
         let t = Test::new().file("ragctl.yaml", yaml);
         t.run(["render"]).assert_status(0);
-        let conf = t.read("config/nginx/conf.d/default.conf");
-        conf.lines()
-            .find(|l| l.contains("return 301"))
-            .unwrap_or_else(|| panic!("no redirect:\n{conf}"))
-            .trim()
-            .to_string()
+        let conf = t.read("config/nginx/conf.d/default.conf.template");
+        let compose = t.read("docker-compose.yaml");
+        assert!(compose.contains("EXPOSE_NGINX_SSL_PORT: ${EXPOSE_NGINX_SSL_PORT:-}"), "{compose}");
+        let start = conf.find("map \"${EXPOSE_NGINX_SSL_PORT}\" $https_port_suffix {").expect("the port map");
+        let map = &conf[start..start + conf[start..].find("\n}").unwrap()];
+        assert!(conf.contains("return 301 https://$host$https_port_suffix$request_uri;"), "{conf}");
+        map.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>()
     };
     let full = "shape: full\nprofiles: [app]\n";
-    assert_eq!(redirect(full), "return 301 https://$host$request_uri;");
+    assert_eq!(site(full), [r#""" "";"#, r#""443" "";"#, r#"default ":${EXPOSE_NGINX_SSL_PORT}";"#]);
     let moved = format!("{full}ports:\n  EXPOSE_NGINX_SSL_PORT: 8443\n");
-    assert_eq!(redirect(&moved), "return 301 https://$host:8443$request_uri;");
+    assert_eq!(site(&moved), [r#""" ":8443";"#, r#""443" "";"#, r#"default ":${EXPOSE_NGINX_SSL_PORT}";"#]);
 }
 
 #[test]

@@ -207,6 +207,51 @@ fn promtool_accepts_the_prometheus_config_and_rules_of_every_monitoring_combinat
     assert!(checked >= 2, "only {checked} rendered prometheus.yml checked");
 }
 
+/// Non-default values for the `.env` keys ssrf_proxy's environment reads.
+const SSRF_ENV: &[(&str, &str)] = &[
+    ("SSRF_HTTP_PORT", "3129"),
+    ("SSRF_REVERSE_PROXY_PORT", "8195"),
+    ("SSRF_SANDBOX_HOST", "sandbox-peer"),
+    ("SSRF_COREDUMP_DIR", "/var/spool/squid-dumps"),
+];
+
+/// A service's environment as the engine gives it to the container: `${NAME:-default}` from `env`, else the default.
+fn container_env(t: &Test, service: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let compose: yaml_serde::Value = yaml_serde::from_str(&t.read("docker-compose.yaml")).unwrap();
+    let map = compose["services"][service]["environment"].as_mapping().expect("environment is a map");
+    map.iter()
+        .map(|(k, v)| {
+            let (k, v) = (k.as_str().unwrap(), v.as_str().unwrap_or_default());
+            let value = match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')).and_then(|r| r.split_once(":-")) {
+                Some((name, default)) => env.iter().find(|(n, _)| *n == name).map_or(default, |(_, v)| *v),
+                None => v,
+            };
+            (k.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// Runs the rendered ssrf_proxy entrypoint on the host as the container would, with its paths pointed into the
+/// project and `squid -k parse` in place of squid's foreground run: the exit status and squid's output.
+fn run_ssrf_entrypoint(t: &Test, squid: &Path, env: &[(String, String)]) -> (bool, String) {
+    let dir = t.path().join("config/ssrf_proxy");
+    let script = t
+        .read("config/ssrf_proxy/docker-entrypoint.sh")
+        .replace("/etc/squid/", &format!("{}/", dir.display()))
+        .replace("rm -f /run/squid.pid /run/squid/squid.pid", ":")
+        .replace("exec squid -f \"$conf\" -NYC", &format!("exec {} -k parse -f \"$conf\"", squid.display()));
+    assert!(script.contains("-k parse"), "the entrypoint no longer ends in `exec squid -f \"$conf\" -NYC`");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 #[test]
 fn squid_parses_the_ssrf_proxy_config_of_every_combination() {
     let Some(squid) = require_tool("squid", &[PathBuf::from("/usr/sbin/squid")]) else {
@@ -217,27 +262,54 @@ fn squid_parses_the_ssrf_proxy_config_of_every_combination() {
     for profiles in COMBINATIONS {
         for shape in shapes_of(profiles) {
             let t = render(profiles, shape);
-            let conf = "config/ssrf_proxy/squid.conf";
-            assert!(t.exists(conf), "{profiles} ({shape}) rendered no {conf}");
+            let template = "config/ssrf_proxy/squid.conf.template";
+            let entrypoint = "config/ssrf_proxy/docker-entrypoint.sh";
             let mounted = bind_mounts(&t, "ssrf_proxy");
-            assert!(
-                mounted
-                    .iter()
-                    .any(|(target, source)| target == "/etc/squid/squid.conf" && *source == t.path().join(conf)),
-                "{profiles} ({shape}): ssrf_proxy does not mount {conf} as /etc/squid/squid.conf: {mounted:?}"
-            );
-            // -k parse reads the file and its ACLs and exits; it starts nothing. An unknown directive is only
-            // an "unrecognized" line and overlapping ACL ranges are WARNINGs, so those fail the test too.
-            let (ok, text) = run_tool(&squid, &["-k", "parse", "-f", conf], t.path());
-            let complaints: Vec<&str> = text
-                .lines()
-                .filter(|l| !l.contains("| Processing: "))
-                .filter(|l| ["FATAL", "ERROR", "WARNING", "unrecognized", "Bungled"].iter().any(|w| l.contains(w)))
-                .collect();
-            assert!(ok && complaints.is_empty(), "squid -k parse: {profiles} ({shape}):\n{text}");
-            assert!(text.contains("Processing: http_port 3128"), "squid did not read {conf}:\n{text}");
+            for (file, target) in
+                [(template, "/etc/squid/squid.conf.template"), (entrypoint, "/docker-entrypoint-mount.sh")]
+            {
+                assert!(t.exists(file), "{profiles} ({shape}) rendered no {file}");
+                assert!(
+                    mounted.iter().any(|(t_, source)| t_ == target && *source == t.path().join(file)),
+                    "{profiles} ({shape}): ssrf_proxy does not mount {file} as {target}: {mounted:?}"
+                );
+            }
+            // With Dify's defaults and with a non-default value for every SSRF_* key: the entrypoint writes
+            // squid.conf from them, and -k parse reads the file and its ACLs and exits; it starts nothing. An
+            // unknown directive is only an "unrecognized" line and overlapping ACL ranges are WARNINGs, so those
+            // fail the test too.
+            for (env, http, reverse) in [
+                (&[][..], "3128", "8194 accel defaultsite=sandbox "),
+                (SSRF_ENV, "3129", "8195 accel defaultsite=sandbox-peer "),
+            ] {
+                let (ok, text) = run_ssrf_entrypoint(&t, &squid, &container_env(&t, "ssrf_proxy", env));
+                let complaints: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.contains("| Processing: "))
+                    .filter(|l| ["FATAL", "ERROR", "WARNING", "unrecognized", "Bungled"].iter().any(|w| l.contains(w)))
+                    .collect();
+                assert!(ok && complaints.is_empty(), "squid -k parse: {profiles} ({shape}):\n{text}");
+                for line in [format!("Processing: http_port {http}\n"), format!("Processing: http_port {reverse}")] {
+                    assert!(text.contains(&line), "squid did not read `{line}` ({profiles}, {shape}):\n{text}");
+                }
+                let conf = t.read("config/ssrf_proxy/squid.conf");
+                assert!(!conf.contains("${"), "a placeholder is left in squid.conf:\n{conf}");
+            }
             checked += 1;
         }
     }
     assert!(checked >= 2, "only {checked} rendered squid.conf checked");
+}
+
+#[test]
+fn the_ssrf_proxy_entrypoint_refuses_a_port_that_is_not_a_number() {
+    let Some(squid) = require_tool("squid", &[PathBuf::from("/usr/sbin/squid")]) else {
+        return;
+    };
+    let t = render("weaviate", "middleware");
+    let env = container_env(&t, "ssrf_proxy", &[("SSRF_HTTP_PORT", "3128 | evil")]);
+    let (ok, text) = run_ssrf_entrypoint(&t, &squid, &env);
+    assert!(!ok, "{text}");
+    assert!(text.contains("HTTP_PORT=3128 | evil is not a port number"), "{text}");
+    assert!(!t.exists("config/ssrf_proxy/squid.conf"), "a squid.conf was written");
 }

@@ -368,21 +368,20 @@ mod tests {
     fn config_files_become_config_maps_with_cluster_names() {
         let docs = documents(&manifests(&["app", "weaviate", "monitoring"], "full"));
         let nginx = find(&docs, "ConfigMap", "nginx-config");
-        let conf = nginx["data"]["nginx.conf"].as_str().unwrap();
+        let conf = nginx["data"]["nginx.conf.template"].as_str().unwrap();
         assert!(conf.contains("resolver kube-dns.kube-system.svc.cluster.local "), "{conf}");
         assert!(conf.contains("user nginx;"));
-        let site = nginx["data"]["default.conf"].as_str().unwrap();
+        // Templates: nginx's image entrypoint fills the NGINX_* placeholders from the pod's environment.
+        assert!(conf.contains("client_max_body_size ${NGINX_CLIENT_MAX_BODY_SIZE};"), "{conf}");
+        let site = nginx["data"]["default.conf.template"].as_str().unwrap();
         assert!(site.contains("set $plugin_upstream http://plugin-daemon.demo.svc.cluster.local:5002;"), "{site}");
         assert!(site.contains("location /api {"));
         let prometheus = find(&docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"].as_str().unwrap();
         assert!(prometheus.contains("\"postgres-exporter:9187\""), "{prometheus}");
         let mounts = &container(find(&docs, "StatefulSet", "nginx"))["volumeMounts"];
         assert!(
-            mounts
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m["mountPath"] == "/etc/nginx/nginx.conf" && m["subPath"] == "nginx.conf")
+            mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/etc/nginx/templates/nginx.conf.template"
+                && m["subPath"] == "nginx.conf.template")
         );
         assert!(mounts.as_array().unwrap().iter().any(|m| m["name"] == "tls" && m["mountPath"] == "/etc/nginx/certs"));
         let ingress = find(&docs, "Ingress", "demo");

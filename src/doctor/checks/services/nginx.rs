@@ -8,8 +8,8 @@ use super::tls_certificate::{assess_certificate, assess_key};
 use crate::doctor::{DoctorContext, Outcome, Status};
 
 pub(super) async fn config(ctx: &DoctorContext) -> Outcome {
-    let hint = "fix the file and line `nginx -t` names: the templates in templates/nginx/ (then `ragctl render` and \
-                `ragctl restart nginx`), or the certificate files in NGINX_CERT_DIR";
+    let hint = "fix the file and line `nginx -t` names: a NGINX_* value in .env or the templates in templates/nginx/ \
+                (then `ragctl up`), or the certificate files in NGINX_CERT_DIR";
     let docker = match ctx.docker().await {
         Ok(d) => d,
         Err(e) => return Outcome::fail(e, "see `ragctl doctor --check docker.reachable`"),
@@ -30,38 +30,12 @@ pub(super) async fn config(ctx: &DoctorContext) -> Outcome {
     };
     let cmd = ["nginx".to_string(), "-t".to_string()];
     match docker.exec_output(&container.id, &container.name, &cmd).await {
-        Ok((0, _)) => {
-            let valid = format!("`nginx -t` in `{}`: configuration is valid", container.name);
-            match redirect_port_drift(ctx) {
-                None => Outcome::pass(valid),
-                Some((key, rendered, effective)) => Outcome::warn(
-                    format!(
-                        "{valid}, but port 80 redirects to HTTPS on port {rendered} while {key}={effective} publishes                          HTTPS on {effective}"
-                    ),
-                    format!(
-                        "the rendered config cannot read .env: set `{key}: {effective}` under `ports:` in ragctl.yaml                          (and drop it from .env), then `ragctl up`"
-                    ),
-                ),
-            }
-        }
+        Ok((0, _)) => Outcome::pass(format!("`nginx -t` in `{}`: configuration is valid", container.name)),
         Ok((code, output)) => {
             Outcome::fail(format!("`nginx -t` in `{}` exited {code}:\n{}", container.name, output.trim()), hint)
         }
         Err(e) => Outcome::fail(e.to_string(), "`ragctl ps` shows the state of `nginx`"),
     }
-}
-
-/// The rendered redirect of port 80 names the HTTPS host port the stack was rendered with (ragctl.yaml's `ports:`
-/// or the profile's default); a different value in `.env` or the environment moves the published port, not the
-/// redirect. (key, rendered port, effective value) when they differ, for the app profile's nginx config.
-fn redirect_port_drift(ctx: &DoctorContext) -> Option<(String, u16, String)> {
-    let stack = ctx.stack.as_ref().ok()?;
-    if !stack.files.iter().any(|f| f.output == "config/nginx/conf.d/default.conf") {
-        return None;
-    }
-    let https = stack.services.get("nginx")?.ports.iter().find(|p| p.target == 443)?;
-    let effective = ctx.value(&https.env)?;
-    (effective != https.default.to_string()).then(|| (https.env.clone(), https.default, effective))
 }
 
 pub(super) fn unix_now() -> i64 {
