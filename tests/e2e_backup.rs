@@ -368,3 +368,52 @@ fn up_refuses_missing_or_emptied_data_another_major_and_an_unfinished_restore() 
     );
     project.ragctl(&["restore", archive.to_str().unwrap()]).assert_status(0);
 }
+
+#[test]
+fn row_counts_are_the_dumps_own_while_a_writer_inserts_throughout_the_backup() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("bkwriter");
+    project.up();
+    seed(&project);
+    psql(&project, "dify", "create table live(id bigserial primary key, at timestamptz default now())");
+    // One session committing a row every millisecond, bounded (at most 120,000 rows), stopped after the backup.
+    let db = project.container("db_postgres");
+    docker(&[
+        "exec",
+        "-d",
+        "-e",
+        "PGAPPNAME=bkwriter",
+        &db,
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "dify",
+        "-c",
+        "do $$ begin for i in 1..120000 loop insert into live default values; commit; perform pg_sleep(0.001); end loop; end $$",
+    ]);
+    let count = || psql(&project, "dify", "select count(*) from live").parse::<u64>().unwrap();
+    await_condition("the writer inserting", Duration::from_secs(30), || {
+        if count() > 100 { Ok(()) } else { Err("fewer than 100 rows".to_string()) }
+    });
+    let before = count();
+    let archive = backup(&project, &[]);
+    let after = count();
+    psql(&project, "postgres", "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bkwriter'");
+    assert!(after > before, "the writer did not write during the backup ({before} → {after})");
+    let archive_arg = archive.to_str().unwrap();
+
+    let verified = project.ragctl(&["backup", "verify", archive_arg, "--deep", "--format", "json"]);
+    verified.assert_status(0);
+    assert_eq!(verified.json()["row_mismatches"], serde_json::json!([]), "{}", verified.stdout);
+    assert_eq!(verified.json()["tables_checked"], 3, "{}", verified.stdout);
+
+    project.ragctl(&["down"]).assert_status(0);
+    let restored = project.ragctl(&["restore", archive_arg, "--format", "json"]);
+    restored.assert_status(0);
+    assert_eq!(restored.json()["row_mismatches"], serde_json::json!([]), "{}", restored.stdout);
+    let kept = count();
+    assert!(before <= kept && kept <= after, "restored {kept} rows, written {before}..{after} during the backup");
+}
