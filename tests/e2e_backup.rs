@@ -401,7 +401,11 @@ fn row_counts_are_the_dumps_own_while_a_writer_inserts_throughout_the_backup() {
     let before = count();
     let archive = backup(&project, &[]);
     let after = count();
-    psql(&project, "postgres", "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bkwriter'");
+    psql(
+        &project,
+        "postgres",
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bkwriter'",
+    );
     assert!(after > before, "the writer did not write during the backup ({before} → {after})");
     let archive_arg = archive.to_str().unwrap();
 
@@ -416,4 +420,49 @@ fn row_counts_are_the_dumps_own_while_a_writer_inserts_throughout_the_backup() {
     assert_eq!(restored.json()["row_mismatches"], serde_json::json!([]), "{}", restored.stdout);
     let kept = count();
     assert!(before <= kept && kept <= after, "restored {kept} rows, written {before}..{after} during the backup");
+}
+
+#[test]
+fn up_refuses_a_stateful_volume_emptied_behind_its_back() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("bkempty");
+    project.up();
+    docker(&["exec", &project.container("weaviate"), "sh", "-c", &format!("echo vectors > {WEAVIATE_DIR}/data.bin")]);
+    project.ragctl(&["down"]).assert_status(0);
+    // This `up` finds the volume holding files and records it.
+    project.up();
+    let record: serde_json::Value = serde_json::from_str(&project.test.read(".ragctl-data.json")).unwrap();
+    assert!(record["filled"].as_array().unwrap().contains(&"weaviate_data".into()), "{record}");
+    project.ragctl(&["down"]).assert_status(0);
+
+    let volume = format!("{}_weaviate_data", project.name);
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/d"),
+        "ragctl-test/base:bookworm",
+        "find",
+        "/d",
+        "-mindepth",
+        "1",
+        "-delete",
+    ]);
+    let refused = project.ragctl(&["up"]);
+    refused.assert_status(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("`{volume}` (`weaviate` at {WEAVIATE_DIR}) held this project's data but is empty")),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--allow-empty-data"), "{}", refused.stderr);
+    assert!(project.container_ids().is_empty(), "nothing was started: {:?}", project.container_ids());
+    project.ragctl(&["up", "--allow-empty-data"]).assert_status(0);
+    project.ragctl(&["down"]).assert_status(0);
+    // Accepted empty once: no longer recorded as holding files.
+    project.up();
 }
