@@ -11,8 +11,8 @@ use common::{Project, docker, require_docker};
 
 /// `psql` in the container of `service` as its own superuser, in its own database.
 fn psql(project: &Project, service: &str, sql: &str) -> String {
-    let script = format!("psql -U \"$POSTGRES_USER\" -d \"${{POSTGRES_DB:-$POSTGRES_USER}}\" -XAtqc \"$1\"");
-    docker(&["exec", &project.container(service), "sh", "-c", &script, "sh", sql]).trim().to_string()
+    let script = "psql -U \"$POSTGRES_USER\" -d \"${POSTGRES_DB:-$POSTGRES_USER}\" -XAtqc \"$1\"";
+    docker(&["exec", &project.container(service), "sh", "-c", script, "sh", sql]).trim().to_string()
 }
 
 /// `backup --format json`, which must succeed: the archive's path.
