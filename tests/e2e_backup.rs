@@ -199,9 +199,12 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
 
     // SIGKILL while the service is paused (for certain, not by chance): it stays paused until the next command.
     let mut child = project.ragctl_command(&["backup"]).spawn().unwrap();
-    await_condition("weaviate paused by the backup", Duration::from_secs(60), || {
-        if paused_containers(&project).is_empty() { Err("not paused".to_string()) } else { Ok(()) }
-    });
+    // Weaviate's, not a smaller volume's service (the sandbox's) paused for a moment before it.
+    let weaviate_paused = || {
+        let paused = paused_containers(&project);
+        if paused == [project.container("weaviate")] { Ok(()) } else { Err(format!("paused: {paused:?}")) }
+    };
+    await_condition("weaviate paused by the backup", Duration::from_secs(60), weaviate_paused);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(paused_containers(&project), vec![project.container("weaviate")]);
@@ -212,9 +215,12 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
 
     // SIGINT while the service is paused: resumed at once, exit 130, the partial file removed.
     let mut child = project.ragctl_command(&["backup"]).spawn().unwrap();
-    await_condition("weaviate paused by the backup", Duration::from_secs(60), || {
-        if paused_containers(&project).is_empty() { Err("not paused".to_string()) } else { Ok(()) }
-    });
+    // Weaviate's, not a smaller volume's service (the sandbox's) paused for a moment before it.
+    let weaviate_paused = || {
+        let paused = paused_containers(&project);
+        if paused == [project.container("weaviate")] { Ok(()) } else { Err(format!("paused: {paused:?}")) }
+    };
+    await_condition("weaviate paused by the backup", Duration::from_secs(60), weaviate_paused);
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
