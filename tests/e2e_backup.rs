@@ -199,9 +199,12 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
 
     // SIGKILL while the service is paused (for certain, not by chance): it stays paused until the next command.
     let mut child = project.ragctl_command(&["backup"]).spawn().unwrap();
-    await_condition("weaviate paused by the backup", Duration::from_secs(60), || {
-        if paused_containers(&project).is_empty() { Err("not paused".to_string()) } else { Ok(()) }
-    });
+    // Weaviate's, not a smaller volume's service (the sandbox's) paused for a moment before it.
+    let weaviate_paused = || {
+        let paused = paused_containers(&project);
+        if paused == [project.container("weaviate")] { Ok(()) } else { Err(format!("paused: {paused:?}")) }
+    };
+    await_condition("weaviate paused by the backup", Duration::from_secs(60), weaviate_paused);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(paused_containers(&project), vec![project.container("weaviate")]);
@@ -212,9 +215,12 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
 
     // SIGINT while the service is paused: resumed at once, exit 130, the partial file removed.
     let mut child = project.ragctl_command(&["backup"]).spawn().unwrap();
-    await_condition("weaviate paused by the backup", Duration::from_secs(60), || {
-        if paused_containers(&project).is_empty() { Err("not paused".to_string()) } else { Ok(()) }
-    });
+    // Weaviate's, not a smaller volume's service (the sandbox's) paused for a moment before it.
+    let weaviate_paused = || {
+        let paused = paused_containers(&project);
+        if paused == [project.container("weaviate")] { Ok(()) } else { Err(format!("paused: {paused:?}")) }
+    };
+    await_condition("weaviate paused by the backup", Duration::from_secs(60), weaviate_paused);
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -367,4 +373,102 @@ fn up_refuses_missing_or_emptied_data_another_major_and_an_unfinished_restore() 
         refused.stderr
     );
     project.ragctl(&["restore", archive.to_str().unwrap()]).assert_status(0);
+}
+
+#[test]
+fn row_counts_are_the_dumps_own_while_a_writer_inserts_throughout_the_backup() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("bkwriter");
+    project.up();
+    seed(&project);
+    psql(&project, "dify", "create table live(id bigserial primary key, at timestamptz default now())");
+    // One session committing a row every millisecond, bounded (at most 120,000 rows), stopped after the backup.
+    let db = project.container("db_postgres");
+    docker(&[
+        "exec",
+        "-d",
+        "-e",
+        "PGAPPNAME=bkwriter",
+        &db,
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "dify",
+        "-c",
+        "do $$ begin for i in 1..120000 loop insert into live default values; commit; perform pg_sleep(0.001); end loop; end $$",
+    ]);
+    let count = || psql(&project, "dify", "select count(*) from live").parse::<u64>().unwrap();
+    await_condition("the writer inserting", Duration::from_secs(30), || {
+        if count() > 100 { Ok(()) } else { Err("fewer than 100 rows".to_string()) }
+    });
+    let before = count();
+    let archive = backup(&project, &[]);
+    let after = count();
+    psql(
+        &project,
+        "postgres",
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bkwriter'",
+    );
+    assert!(after > before, "the writer did not write during the backup ({before} → {after})");
+    let archive_arg = archive.to_str().unwrap();
+
+    let verified = project.ragctl(&["backup", "verify", archive_arg, "--deep", "--format", "json"]);
+    verified.assert_status(0);
+    assert_eq!(verified.json()["row_mismatches"], serde_json::json!([]), "{}", verified.stdout);
+    assert_eq!(verified.json()["tables_checked"], 3, "{}", verified.stdout);
+
+    project.ragctl(&["down"]).assert_status(0);
+    let restored = project.ragctl(&["restore", archive_arg, "--format", "json"]);
+    restored.assert_status(0);
+    assert_eq!(restored.json()["row_mismatches"], serde_json::json!([]), "{}", restored.stdout);
+    let kept = count();
+    assert!(before <= kept && kept <= after, "restored {kept} rows, written {before}..{after} during the backup");
+}
+
+#[test]
+fn up_refuses_a_stateful_volume_emptied_behind_its_back() {
+    if !require_docker() {
+        return;
+    }
+    let project = Project::new("bkempty");
+    project.up();
+    docker(&["exec", &project.container("weaviate"), "sh", "-c", &format!("echo vectors > {WEAVIATE_DIR}/data.bin")]);
+    project.ragctl(&["down"]).assert_status(0);
+    // This `up` finds the volume holding files and records it.
+    project.up();
+    let record: serde_json::Value = serde_json::from_str(&project.test.read(".ragctl-data.json")).unwrap();
+    assert!(record["filled"].as_array().unwrap().contains(&"weaviate_data".into()), "{record}");
+    project.ragctl(&["down"]).assert_status(0);
+
+    let volume = format!("{}_weaviate_data", project.name);
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/d"),
+        "ragctl-test/base:bookworm",
+        "find",
+        "/d",
+        "-mindepth",
+        "1",
+        "-delete",
+    ]);
+    let refused = project.ragctl(&["up"]);
+    refused.assert_status(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("`{volume}` (`weaviate` at {WEAVIATE_DIR}) held this project's data but is empty")),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--allow-empty-data"), "{}", refused.stderr);
+    assert!(project.container_ids().is_empty(), "nothing was started: {:?}", project.container_ids());
+    project.ragctl(&["up", "--allow-empty-data"]).assert_status(0);
+    project.ragctl(&["down"]).assert_status(0);
+    // Accepted empty once: no longer recorded as holding files.
+    project.up();
 }

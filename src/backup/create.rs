@@ -227,12 +227,10 @@ async fn dump_instance(
 
     let mut dumped = Vec::new();
     for db in databases {
-        // Counted just before the dump: with writes in between, `verify --deep` and `restore` report the drift.
-        let tables = pg::row_counts(docker, &c.id, &c.name, &su, &db).await?;
+        // Counted in the dump's own snapshot: the counts are exactly the dump's, whatever is written meanwhile.
         let name = format!("postgres/{}/{db}.dump", c.service);
         let mut member = Member::new(writer, name.clone(), req.dir, reporter)?;
-        let exit = docker.exec_stream_out(&c.id, &c.name, &su.dump(&db), &su.env(), &mut |b| member.write(b)).await?;
-        pg::check_exit(&format!("pg_dump of `{db}`"), &c.name, &exit)?;
+        let tables = pg::dump_with_counts(docker, &c.id, &c.name, &su, &db, &mut |b| member.write(b)).await?;
         member.finish(writer, members)?;
         dumped.push(PgDatabase { name: db, member: name, tables });
     }

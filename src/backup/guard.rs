@@ -27,6 +27,10 @@ pub struct DataRecord {
     /// refuses to start on half-restored data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restoring: Option<String>,
+    /// The volumes (other than PostgreSQL's, whose data directory is checked instead) an `up` found holding files:
+    /// found empty later, `up` refuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filled: Vec<String>,
 }
 
 /// The record, if there is one.
@@ -49,6 +53,7 @@ pub fn record_of(desired: &Desired) -> DataRecord {
         project: desired.project.clone(),
         volumes: desired.volumes.iter().map(|v| v.name.strip_prefix(&prefix).unwrap_or(&v.name).to_string()).collect(),
         restoring: None,
+        filled: Vec::new(),
     }
 }
 
@@ -154,6 +159,106 @@ pub async fn check_pg_data(
     Ok(())
 }
 
+/// Services whose volumes hold a PostgreSQL data directory (checked by [`check_pg_data`], or a replica's clone).
+const PG_VOLUME_SERVICES: [&str; 3] = ["db_postgres", "pgvector", "db_postgres_replica"];
+
+/// Refuse (unless `allow_empty`) to start on an empty volume that an earlier `up` found holding files: Redis's,
+/// the vector store's, the app's storage, every stateful volume but PostgreSQL's. Only volumes that exist and that
+/// no running container mounts are looked at, through a helper container that is never started and reads no more
+/// than the first entries of the volume. Returns the short names of the volumes found holding files (the record's
+/// next `filled`, with those not looked at kept from the record).
+pub async fn check_filled(
+    docker: &DockerClient,
+    desired: &Desired,
+    containers: &[ObservedContainer],
+    volumes: &[String],
+    record: Option<&DataRecord>,
+    allow_empty: bool,
+) -> Result<Vec<String>, Error> {
+    let Some(record) = record else { return Ok(Vec::new()) };
+    let mut filled = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for spec in desired.containers.iter().filter(|s| !PG_VOLUME_SERVICES.contains(&s.service.as_str())) {
+        for (short, full, mount) in super::create::named_mounts(desired, spec) {
+            if seen.contains(&short) || !record.volumes.contains(&short) {
+                continue;
+            }
+            seen.push(short.clone());
+            let in_use = containers.iter().filter(|c| c.state == "running").any(|c| {
+                desired.containers.iter().any(|s| {
+                    s.service == c.service && super::create::named_mounts(desired, s).iter().any(|(_, f, _)| *f == full)
+                })
+            });
+            let was_filled = record.filled.contains(&short);
+            if in_use || !volumes.contains(&full) {
+                if was_filled {
+                    filled.push(short);
+                }
+                continue;
+            }
+            if holds_files(docker, &desired.project, &spec.image, &full, &mount).await? {
+                filled.push(short);
+            } else if was_filled && !allow_empty {
+                return Err(Error::Deploy {
+                    message: format!(
+                        "the data volume `{full}` (`{}` at {mount}) held this project's data but is empty; nothing was started",
+                        spec.service
+                    ),
+                    hint: Some(
+                        "restore the data with `ragctl restore ARCHIVE` (`ragctl backup list` shows the archives), or pass --allow-empty-data to start with it empty".into(),
+                    ),
+                });
+            }
+        }
+    }
+    Ok(filled)
+}
+
+/// Whether the volume holds anything at all, read through a helper container that is never started: the Engine's
+/// tar of the mount is read only until a second entry (the first is the directory itself) or 64 KiB.
+async fn holds_files(
+    docker: &DockerClient,
+    project: &str,
+    image: &str,
+    volume: &str,
+    mount: &str,
+) -> Result<bool, Error> {
+    const ENOUGH: usize = 64 * 1024;
+    let helper = HelperContainer {
+        name: format!("{project}-fillcheck-{}", std::process::id()),
+        image: image.to_string(),
+        env: Vec::new(),
+        cmd: None,
+        entrypoint: None,
+        user: None,
+        binds: vec![format!("{volume}:{mount}:ro")],
+        labels: std::collections::BTreeMap::from([(super::LABEL_HELPER.to_string(), project.to_string())]),
+    };
+    docker.create_helper(&helper).await?;
+    let mut prefix = Vec::new();
+    let read = docker
+        .archive_get(&helper.name, &helper.name, mount, &mut |b| {
+            if prefix.len() >= ENOUGH {
+                return Err(Error::config("enough read".to_string()));
+            }
+            prefix.extend_from_slice(b);
+            Ok(())
+        })
+        .await;
+    docker.remove(&helper.name, &helper.name, true).await?;
+    if prefix.len() < ENOUGH {
+        read?;
+    }
+    Ok(tar_has_child(&prefix))
+}
+
+/// Whether a (possibly truncated) tar of a directory has an entry besides the directory itself.
+fn tar_has_child(prefix: &[u8]) -> bool {
+    let mut archive = tar::Archive::new(prefix);
+    let Ok(entries) = archive.entries() else { return false };
+    entries.take(2).filter(|e| e.is_ok()).count() > 1
+}
+
 /// `PG_VERSION` of the data directory in `volume` (a volume's name or a host path), read through a helper
 /// container that is never started.
 pub(crate) async fn pg_version(
@@ -207,6 +312,28 @@ mod tests {
             volumes: vec![volume("db_data"), volume("redis_data")],
             containers: vec![],
         }
+    }
+
+    #[test]
+    fn a_volume_holds_files_when_its_tar_has_an_entry_besides_itself() {
+        let tar_of = |children: &[&str]| {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut dir = tar::Header::new_gnu();
+            dir.set_entry_type(tar::EntryType::Directory);
+            dir.set_size(0);
+            b.append_data(&mut dir, "data/", &[][..]).unwrap();
+            for c in children {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(70_000);
+                b.append_data(&mut h, format!("data/{c}"), &vec![7u8; 70_000][..]).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        assert!(!tar_has_child(&tar_of(&[])));
+        assert!(tar_has_child(&tar_of(&["dump.rdb"])));
+        // Truncated where the reading stopped: the first entry's header is enough.
+        assert!(tar_has_child(&tar_of(&["dump.rdb", "more"])[..64 * 1024]));
+        assert!(!tar_has_child(&[]));
     }
 
     #[test]

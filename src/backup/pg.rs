@@ -66,6 +66,65 @@ pub async fn row_counts(
     dump::parse_row_counts(&out.stdout).map_err(|e| failed("counting rows", name, &e, 0))
 }
 
+/// pg_dump of `database` to `sink`, with the row count of every table taken in the dump's own snapshot
+/// ([`Superuser::snapshot_dump`]): writes during the backup never make the counts differ from the dump.
+pub async fn dump_with_counts(
+    docker: &DockerClient,
+    id: &str,
+    name: &str,
+    su: &Superuser,
+    database: &str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<BTreeMap<String, u64>, Error> {
+    let mut lines = StderrLines::default();
+    let exit = docker
+        .exec_stream_both(id, name, &su.snapshot_dump(database), &su.env(), sink, &mut |b| {
+            lines.push(b);
+            Ok(())
+        })
+        .await?;
+    lines.push(b"\n");
+    let what = format!("pg_dump of `{database}`");
+    match lines.dump_exit {
+        Some(0) if exit == 0 => {}
+        Some(code) => return Err(failed(&what, name, &lines.other, code)),
+        None => return Err(failed(&what, name, &lines.other, exit)),
+    }
+    dump::parse_row_counts(&lines.rows).map_err(|e| failed("counting rows", name, &e, 0))
+}
+
+/// The stderr of [`Superuser::snapshot_dump`] split into its row counts, pg_dump's exit code and the rest (the
+/// tail kept for an error message).
+#[derive(Default)]
+struct StderrLines {
+    pending: Vec<u8>,
+    rows: String,
+    dump_exit: Option<i64>,
+    other: String,
+}
+
+impl StderrLines {
+    fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(at) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=at).collect();
+            let line = String::from_utf8_lossy(&line);
+            if let Some(row) = line.strip_prefix(dump::ROWS_MARK) {
+                self.rows.push_str(row);
+            } else if let Some(code) = line.strip_prefix(dump::DUMP_EXIT_MARK) {
+                self.dump_exit = code.trim().parse().ok();
+            } else if !line.trim().is_empty() {
+                self.other.push_str(&line);
+                if self.other.len() > 16 * 1024 {
+                    let cut = self.other.len() - 16 * 1024;
+                    let cut = (cut..self.other.len()).find(|i| self.other.is_char_boundary(*i)).unwrap_or(0);
+                    self.other.drain(..cut);
+                }
+            }
+        }
+    }
+}
+
 /// The exit of a streamed tool as an error when it failed.
 pub fn check_exit(what: &str, container: &str, exit: &crate::docker::StreamedExit) -> Result<(), Error> {
     if exit.exit_code == 0 { Ok(()) } else { Err(failed(what, container, &exit.stderr, exit.exit_code)) }

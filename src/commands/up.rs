@@ -132,6 +132,15 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
             args.allow_empty_data,
         )
         .await?;
+        let filled = crate::backup::guard::check_filled(
+            &docker,
+            &desired,
+            &observed.containers,
+            &observed.volumes,
+            record.as_ref(),
+            args.allow_empty_data,
+        )
+        .await?;
         preflight(&docker, &plan).await?;
         let actions = lines.iter().filter(|l| !l.starts_with("keep ")).count();
         rep.event(Event::PlanReady { actions });
@@ -151,7 +160,7 @@ pub fn run(settings: &Settings, out: &Output, args: &UpArgs) -> Result<i32, Erro
         // The cache is an optimisation: without a private directory for it, every service is simply probed.
         let proven = cache_dir.as_deref().map(|d| crate::ready_cache::load(d, &stack.project)).unwrap_or_default();
         let outcomes = apply_up(&docker, &plan, rep.as_ref(), wait, &proven).await?;
-        record_data_volumes(settings, &desired, record.as_ref())?;
+        record_data_volumes(settings, &desired, record.as_ref(), filled)?;
         record_release(&docker, &desired, &outcomes, cache_dir.as_deref(), settings, release).await?;
         if let Some(dir) = &cache_dir {
             let now_proven = outcomes.iter().flat_map(|o| o.proven.iter().cloned()).collect();
@@ -212,8 +221,10 @@ fn record_data_volumes(
     settings: &Settings,
     desired: &crate::engine::spec::Desired,
     old: Option<&crate::backup::guard::DataRecord>,
+    filled: Vec<String>,
 ) -> Result<(), Error> {
-    let record = crate::backup::guard::record_of(desired);
+    let mut record = crate::backup::guard::record_of(desired);
+    record.filled = filled.into_iter().filter(|v| record.volumes.contains(v)).collect();
     if old == Some(&record) || record.volumes.is_empty() {
         return Ok(());
     }

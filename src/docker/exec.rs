@@ -125,18 +125,36 @@ impl DockerClient {
         env: &[String],
         sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
     ) -> Result<StreamedExit, Error> {
-        let options = StartExecOptions { detach: false, tty: false, output_capacity: Some(CHUNK) };
         let mut stderr = Vec::new();
         let exit_code = self
-            .exec_attached(id, name, exec_config(cmd, env, false), Some(options), |chunk| {
-                match chunk.map_err(docker_err("read exec output of", name))? {
-                    LogOutput::StdErr { message } => keep_tail(&mut stderr, &message),
-                    LogOutput::StdOut { message } => sink(&message)?,
-                    _ => {}
-                }
+            .exec_stream_both(id, name, cmd, env, sink, &mut |b| {
+                keep_tail(&mut stderr, b);
                 Ok(())
             })
             .await?;
         Ok(StreamedExit { exit_code, stderr: String::from_utf8_lossy(&stderr).into_owned() })
+    }
+
+    /// Run `cmd` in the container, handing each chunk of its stdout to `sink` and of its stderr to `err_sink` as
+    /// they arrive; its exit code. A sink error stops the transfer and is returned.
+    pub async fn exec_stream_both(
+        &self,
+        id: &str,
+        name: &str,
+        cmd: &[String],
+        env: &[String],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+        err_sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<i64, Error> {
+        let options = StartExecOptions { detach: false, tty: false, output_capacity: Some(CHUNK) };
+        self.exec_attached(id, name, exec_config(cmd, env, false), Some(options), |chunk| {
+            match chunk.map_err(docker_err("read exec output of", name))? {
+                LogOutput::StdErr { message } => err_sink(&message)?,
+                LogOutput::StdOut { message } => sink(&message)?,
+                _ => {}
+            }
+            Ok(())
+        })
+        .await
     }
 }

@@ -53,6 +53,26 @@ impl Superuser {
         ["pg_dump", "-U", &self.user, "-d", database, "-Fc", "-Z", "0"].map(str::to_string).to_vec()
     }
 
+    /// pg_dump of `database` (as [`Superuser::dump`]) in the snapshot of one REPEATABLE READ transaction that first
+    /// counts the rows of every table: the counts are exactly the dump's. One psql session, its script on stdin
+    /// (argv of `sh`, piped, never a file), exports the snapshot, prints the counts to stderr (each line prefixed
+    /// with [`ROWS_MARK`]), and runs pg_dump with `--snapshot` while its transaction stays open; the dump goes to
+    /// stdout, pg_dump's exit code to stderr after [`DUMP_EXIT_MARK`].
+    pub fn snapshot_dump(&self, database: &str) -> Vec<String> {
+        let script = format!(
+            "\\set ON_ERROR_STOP 1\n\\o /dev/stderr\n\
+             begin isolation level repeatable read, read only;\n\
+             select pg_export_snapshot() as ragctl_snapshot \\gset\n\
+             select '{ROWS_MARK}' || line from ({ROW_COUNTS_SQL}) counts(line);\n\
+             \\setenv RAGCTL_SNAPSHOT :ragctl_snapshot\n\
+             \\! {} --snapshot=\"$RAGCTL_SNAPSHOT\"; echo \"{DUMP_EXIT_MARK}$?\" >&2\n\
+             commit;\n",
+            self.dump(database).iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+        );
+        let psql = self.psql(database).iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+        vec!["sh".into(), "-c".into(), format!("printf '%s' \"$1\" | {psql} -f -"), "sh".into(), script]
+    }
+
     /// The roles and tablespaces (with their password hashes) as SQL to stdout.
     pub fn dump_globals(&self) -> Vec<String> {
         ["pg_dumpall", "-U", &self.user, "-g"].map(str::to_string).to_vec()
@@ -90,6 +110,16 @@ const ROW_COUNTS_SQL: &str = "select format('%s.%s', n.nspname, c.relname) || ch
      where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') \
      and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%' order by 1";
 
+/// Marks a row-count line of [`Superuser::snapshot_dump`] on stderr.
+pub const ROWS_MARK: &str = "ragctl-rows\t";
+/// Marks pg_dump's exit code in [`Superuser::snapshot_dump`]'s stderr.
+pub const DUMP_EXIT_MARK: &str = "ragctl-dump-exit ";
+
+/// `arg` single-quoted for sh.
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
 /// The lines psql printed with `-A -t`, empty ones dropped.
 pub fn lines(stdout: &str) -> Vec<String> {
     stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
@@ -120,6 +150,21 @@ mod tests {
         assert!(su.env().contains(&"PGPASSWORD=s3cret".to_string()));
         assert!(su.restore("dify").join(" ").ends_with("--create -d postgres"));
         assert!(!su.restore("postgres").contains(&"--create".to_string()));
+    }
+
+    #[test]
+    fn the_snapshot_dump_counts_and_dumps_in_one_transaction() {
+        let su = Superuser { user: "o'brien".into(), password: Some("s3cret".into()) };
+        let argv = su.snapshot_dump("dify");
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        assert!(argv[2].contains("'-U' 'o'\\''brien'"), "{}", argv[2]);
+        let script = &argv[4];
+        let at = |needle: &str| script.find(needle).unwrap_or_else(|| panic!("no `{needle}` in {script}"));
+        assert!(at("begin isolation level repeatable read") < at("pg_export_snapshot()"));
+        assert!(at("pg_export_snapshot()") < at(ROWS_MARK));
+        assert!(at(ROWS_MARK) < at("--snapshot=\"$RAGCTL_SNAPSHOT\""));
+        assert!(at("--snapshot=") < at("commit;"));
+        assert!(!argv.iter().any(|a| a.contains("s3cret")));
     }
 
     #[test]
