@@ -39,7 +39,13 @@ fn set_mode(test: &Test, rel: &str, mode: u32) {
 fn config_stack_passes_on_the_default_project_and_fails_on_exclusive_or_unknown_profiles() {
     let test = Test::new();
     let default = doctor(&test, &[], &["config.stack"]);
-    assert_check(&default, "config.stack", "pass", &["profiles base, runtime, weaviate (middleware shape): 6 services"], &[]);
+    assert_check(
+        &default,
+        "config.stack",
+        "pass",
+        &["profiles base, runtime, weaviate (middleware shape): 6 services"],
+        &[],
+    );
 
     let exclusive = doctor(&test, &["--profile", "weaviate,qdrant"], &["config.stack"]);
     assert_check(
