@@ -37,6 +37,9 @@ pub struct Release {
 pub struct Middleware {
     #[serde(default)]
     pub services: IndexMap<String, ReleaseService>,
+    /// Every key of `middleware.env.example` with its default: what a service with `env_file` receives.
+    #[serde(default)]
+    pub dotenv: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,6 +51,9 @@ pub struct ReleaseService {
     /// Compose's `command` as Dify writes it (text or a list), for the settings it passes as flags.
     #[serde(default)]
     pub command: Option<serde_json::Value>,
+    /// Compose's `env_file`: in the middleware compose, `middleware.env`, whose every key the service receives.
+    #[serde(default)]
+    pub env_file: Vec<String>,
 }
 
 /// One environment entry of Dify's compose: `${var:-default}`, a fixed `value`, or a `template` of compose text.
@@ -107,10 +113,26 @@ impl Release {
     /// The environment Dify's middleware compose gives `service` (the middleware shape); the full compose's for a
     /// service the middleware compose does not run.
     pub fn middleware_service_env(&self, service: &str) -> Option<IndexMap<String, EnvValue>> {
-        match self.middleware.services.get(service) {
-            Some(svc) => Some(svc.environment.clone()),
-            None => self.service_env(service),
+        let Some(svc) = self.middleware.services.get(service) else { return self.service_env(service) };
+        // `env_file: middleware.env` hands a service every key of that file (passwords included). ragctl passes
+        // only the keys the service also reads in Dify's full compose (plugin_daemon's DB_HOST, DB_PASSWORD, ...):
+        // a secret reaches only its consumers, and an unrelated key does not recreate the container.
+        let full = self.service_env(service).unwrap_or_default();
+        let mut env: IndexMap<String, EnvValue> = if svc.env_file.is_empty() {
+            IndexMap::new()
+        } else {
+            let value = |d: &String| EnvValue { default: Some(d.clone()), ..Default::default() };
+            self.middleware
+                .dotenv
+                .iter()
+                .filter(|(k, _)| full.contains_key(*k))
+                .map(|(k, d)| (k.clone(), value(d)))
+                .collect()
+        };
+        for (k, v) in &svc.environment {
+            env.insert(k.clone(), v.clone());
         }
+        Some(env)
     }
 
     /// The image of a compose service in this release.

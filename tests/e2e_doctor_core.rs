@@ -168,14 +168,14 @@ fn config_profiles_fails_when_env_names_another_vector_store_and_passes_when_the
         &vector,
         "config.profiles",
         "fail",
-        &["VECTOR_STORE=qdrant, but profile `qdrant` is not enabled (enabled: base, weaviate)"],
+        &["VECTOR_STORE=qdrant, but profile `qdrant` is not enabled (enabled: base, runtime, weaviate)"],
         &[fix],
     );
 
     test.set_dotenv("VECTOR_STORE", "weaviate");
     test.set_dotenv("COMPOSE_PROFILES", "weaviate");
     let agreeing = doctor(&test, &[], &["config.profiles"]);
-    assert_check(&agreeing, "config.profiles", "pass", &["enabled: base, weaviate"], &[]);
+    assert_check(&agreeing, "config.profiles", "pass", &["enabled: base, runtime, weaviate"], &[]);
 }
 
 #[test]
