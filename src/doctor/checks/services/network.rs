@@ -104,6 +104,11 @@ fn routes_of(
         if !is_service_like_name(&host) {
             continue;
         }
+        // A service of this stack on no network `from` is on is out of its reach by design (Dify's shared
+        // environment hands plugin_daemon CODE_EXECUTION_ENDPOINT, but only ssrf_proxy_network reaches the sandbox).
+        if stack.services.contains_key(&host) && shared_networks(stack, from, &host).next().is_none() {
+            continue;
+        }
         if port.is_none() && key.ends_with("_HOST") {
             let port_key = format!("{}_PORT", key.trim_end_matches("_HOST"));
             port = svc
@@ -491,5 +496,19 @@ mod tests {
         assert_eq!(isolated_service(&results).as_deref(), Some("weaviate"));
         let one = vec![(route("api", "db"), dns()), (route("api", "redis"), ProbeResult::Connected)];
         assert_eq!(isolated_service(&one), None, "a single failing route names no isolated service");
+    }
+
+    #[test]
+    fn the_full_shapes_routes_follow_its_networks_not_every_url_in_the_environment() {
+        let stack = crate::stack::test_support::embedded_stack(&["app", "weaviate"], "shape: full\n");
+        let value = |k: &str| crate::stack::test_support::fake_vars(k).filter(|_| !k.ends_with("_URL"));
+        let routes = routes_of(&stack, "plugin_daemon", &value, &|_| false);
+        let hosts: Vec<&str> = routes.iter().map(|r| r.host.as_str()).collect();
+        assert!(hosts.contains(&"db_postgres") && hosts.contains(&"api"), "{hosts:?}");
+        // CODE_EXECUTION_ENDPOINT is in Dify's shared environment, but only ssrf_proxy_network reaches the sandbox.
+        assert!(!hosts.contains(&"sandbox"), "{hosts:?}");
+        let api_routes = routes_of(&stack, "api", &value, &|_| false);
+        let api: Vec<&str> = api_routes.iter().map(|r| r.host.as_str()).collect();
+        assert!(api.contains(&"sandbox"), "the api shares ssrf_proxy_network with the sandbox: {api:?}");
     }
 }
