@@ -104,54 +104,13 @@ fn pg_cluster_is_dumped_from_the_primary_and_the_replica_streams_again_after_res
     assert_eq!(psql(&project, "db_postgres_replica", "select pg_is_in_recovery()"), "t");
 }
 
-/// The app's services on their stand-ins (tests/images).
-const APP_TEST_IMAGES: [(&str, &str); 8] = [
-    ("RAGCTL_IMAGE_API", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WORKER", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WORKER_BEAT", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WEB", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_SANDBOX", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_PLUGIN_DAEMON", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_SSRF_PROXY", "ragctl-test/squid:5"),
-    ("RAGCTL_IMAGE_NGINX", "ragctl-test/nginx:1"),
-];
-
 #[test]
 fn the_full_shape_with_the_app_round_trips_every_volume() {
     if !require_docker() {
         return;
     }
     let project = Project::with("bkfull", |t| {
-        std::fs::remove_file(t.path().join("ragctl.yaml")).unwrap();
-        let t = APP_TEST_IMAGES.iter().fold(t, |t, (key, image)| t.env(key, image));
-        let (http, https) = (common::free_port(), common::free_port());
-        t.run([
-            "init",
-            "--yes",
-            "--shape",
-            "full",
-            "--no-pg-cluster",
-            "--no-monitoring",
-            "--app",
-            "--domain",
-            "rag.test",
-            "--self-signed",
-            "--port",
-            &format!("EXPOSE_NGINX_PORT={http}"),
-            "--port",
-            &format!("EXPOSE_NGINX_SSL_PORT={https}"),
-        ])
-        .assert_status(0);
-        let stand_in = "{ memory: 256m }";
-        t.append(
-            "ragctl.yaml",
-            &format!(
-                "public_address: 127.0.0.1\nresources:\n{}",
-                ["api", "worker", "worker_beat", "web", "sandbox", "plugin_daemon"]
-                    .map(|s| format!("  {s}: {stand_in}\n"))
-                    .concat()
-            ),
-        )
+        t.init_full_app("rag.test", (common::free_port(), common::free_port()), false, &[])
     });
     project.up();
     psql(&project, "db_postgres", "create table apps(id int); insert into apps select generate_series(1, 50)");

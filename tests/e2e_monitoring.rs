@@ -20,16 +20,9 @@ use std::time::Duration;
 
 use common::{Project, await_condition, docker, free_port, require_docker};
 
-/// Test images by service name: the app's stand-ins and nginx, and the monitoring services.
-const TEST_IMAGES: [(&str, &str); 14] = [
-    ("RAGCTL_IMAGE_API", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WORKER", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WORKER_BEAT", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WEB", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_SANDBOX", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_PLUGIN_DAEMON", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_SSRF_PROXY", "ragctl-test/squid:5"),
-    ("RAGCTL_IMAGE_NGINX", "ragctl-test/nginx:1"),
+/// The monitoring services on their test images (Debian's Prometheus and exporters; stand-ins for Grafana and
+/// cAdvisor), beside the app's ([`common::APP_TEST_IMAGES`]).
+const MONITORING_TEST_IMAGES: [(&str, &str); 6] = [
     ("RAGCTL_IMAGE_PROMETHEUS", "ragctl-test/prometheus:2"),
     ("RAGCTL_IMAGE_POSTGRES_EXPORTER", "ragctl-test/postgres-exporter:0"),
     ("RAGCTL_IMAGE_REDIS_EXPORTER", "ragctl-test/redis-exporter:1"),
@@ -70,30 +63,9 @@ fn every_target_up_and_each_induced_alert_fires_and_resolves() {
     // The API's probe asks the stand-in's /slow: the API answers, slowly.
     let slow = builtin.replace(probe, &format!("\"http://api:5001/slow?ms={SLOW_MS}\""));
     let stack = Project::with("monitoring", |t| {
-        std::fs::remove_file(t.path().join("ragctl.yaml")).unwrap();
-        let t = TEST_IMAGES.iter().fold(t, |t, (key, image)| t.env(key, image));
-        t.run([
-            "init",
-            "--yes",
-            "--shape",
-            "full",
-            "--no-pg-cluster",
-            "--monitoring",
-            "--app",
-            "--domain",
-            "rag.test",
-            "--self-signed",
-            "--port",
-            &format!("EXPOSE_NGINX_PORT={http}"),
-            "--port",
-            &format!("EXPOSE_NGINX_SSL_PORT={https}"),
-        ])
-        .assert_status(0);
-        // Loopback only; limits sized for the stand-ins, not Dify's images.
-        let stand_ins = ["api", "worker", "worker_beat", "web", "sandbox", "plugin_daemon", "grafana", "cadvisor"];
-        let resources: String = stand_ins.map(|s| format!("  {s}: {{ memory: 256m }}\n")).concat();
+        let t = MONITORING_TEST_IMAGES.iter().fold(t, |t, (key, image)| t.env(key, image));
         let t = t
-            .append("ragctl.yaml", &format!("public_address: 127.0.0.1\nresources:\n{resources}"))
+            .init_full_app("rag.test", (http, https), true, &["grafana", "cadvisor"])
             .file("templates/prometheus/prometheus.yml.j2", &slow);
         t.set_dotenv("POSTGRES_MAX_CONNECTIONS", &MAX_CONNECTIONS.to_string());
         t

@@ -20,18 +20,6 @@ use std::time::Duration;
 
 use common::{Project, assert_check, await_condition, checks_of, docker, free_port, require_docker, require_tool};
 
-/// The test images of the app profile's services, by service name (whichever profile file defines the service).
-const APP_TEST_IMAGES: [(&str, &str); 8] = [
-    ("RAGCTL_IMAGE_API", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WORKER", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WORKER_BEAT", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_WEB", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_SANDBOX", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_PLUGIN_DAEMON", "ragctl-test/app-standin:1"),
-    ("RAGCTL_IMAGE_SSRF_PROXY", "ragctl-test/squid:5"),
-    ("RAGCTL_IMAGE_NGINX", "ragctl-test/nginx:1"),
-];
-
 /// The domain `init` is given; curl resolves it to 127.0.0.1.
 const DOMAIN: &str = "rag.test";
 
@@ -139,41 +127,9 @@ fn self_signed(openssl: &Path, dir: &Path, days: &str) {
 /// The full shape with the app, made by `init --self-signed` on free loopback ports, every service on its test image.
 fn full_stack(name: &str, http: u16, https: u16) -> Project {
     Project::with(name, |t| {
-        // `init` writes ragctl.yaml itself; the fixture's (ports of the middleware shape) is not wanted here.
-        std::fs::remove_file(t.path().join("ragctl.yaml")).unwrap();
-        let t = APP_TEST_IMAGES.iter().fold(t, |t, (key, image)| t.env(key, image));
-        t.run([
-            "init",
-            "--yes",
-            "--shape",
-            "full",
-            "--no-pg-cluster",
-            "--no-monitoring",
-            "--app",
-            "--domain",
-            DOMAIN,
-            "--self-signed",
-            "--port",
-            &format!("EXPOSE_NGINX_PORT={http}"),
-            "--port",
-            &format!("EXPOSE_NGINX_SSL_PORT={https}"),
-        ])
-        .assert_status(0);
-        // nginx publishes on every interface by default; the test keeps to loopback. The stand-ins need a fraction
-        // of the memory Dify's images are given; limits sized for them keep `host.memory` a fair judge of this
-        // machine (the full shape's own limits add up to more than a CI runner has).
-        let stand_in = "{ memory: 256m }";
-        t.append(
-            "ragctl.yaml",
-            &format!(
-                "public_address: 127.0.0.1\nresources:\n{}",
-                ["api", "worker", "worker_beat", "web", "sandbox", "plugin_daemon"]
-                    .map(|s| format!("  {s}: {stand_in}\n"))
-                    .concat()
-            ),
-        )
-        // Dify's NGINX_* keys reach the running nginx through its environment (the templates' placeholders).
-        .append(".env", &NGINX_ENV.map(|(k, v)| format!("{k}={v}\n")).concat())
+        t.init_full_app(DOMAIN, (http, https), false, &[])
+            // Dify's NGINX_* keys reach the running nginx through its environment (the templates' placeholders).
+            .append(".env", &NGINX_ENV.map(|(k, v)| format!("{k}={v}\n")).concat())
     })
 }
 

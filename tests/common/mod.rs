@@ -247,7 +247,52 @@ pub const TEST_IMAGES: [(&str, &str); 8] = [
     ("RAGCTL_IMAGE_SSRF_PROXY", "ragctl-test/squid:5"),
 ];
 
+/// The app profile's services on their test images (beside [`TEST_IMAGES`]): stand-ins for Dify's api, worker,
+/// worker_beat and web, Debian's nginx.
+pub const APP_TEST_IMAGES: [(&str, &str); 5] = [
+    ("RAGCTL_IMAGE_API", "ragctl-test/app-standin:1"),
+    ("RAGCTL_IMAGE_WORKER", "ragctl-test/app-standin:1"),
+    ("RAGCTL_IMAGE_WORKER_BEAT", "ragctl-test/app-standin:1"),
+    ("RAGCTL_IMAGE_WEB", "ragctl-test/app-standin:1"),
+    ("RAGCTL_IMAGE_NGINX", "ragctl-test/nginx:1"),
+];
+
+/// Services that run a stand-in in the full shape: they get a memory limit sized for it, not for Dify's image
+/// (the full shape's own limits add up to more than a CI runner has, and `host.memory` would warn).
+const STAND_IN_SERVICES: [&str; 6] = ["api", "worker", "worker_beat", "web", "sandbox", "plugin_daemon"];
+
 impl Test {
+    /// `ragctl init` of the full shape with the app (and `--monitoring` when `monitoring` is set): a self-signed
+    /// certificate for `domain`, nginx published on 127.0.0.1 at `http` / `https`, every service on its test
+    /// image ([`APP_TEST_IMAGES`]) and the stand-ins' memory limits, plus `stand_ins` more of them.
+    pub fn init_full_app(self, domain: &str, (http, https): (u16, u16), monitoring: bool, stand_ins: &[&str]) -> Test {
+        // `init` writes ragctl.yaml itself; the fixture's (ports of the middleware shape) is not wanted here.
+        std::fs::remove_file(self.path().join("ragctl.yaml")).unwrap();
+        let t = APP_TEST_IMAGES.iter().fold(self, |t, (key, image)| t.env(key, image));
+        let monitoring = if monitoring { "--monitoring" } else { "--no-monitoring" };
+        let (http, https) = (format!("EXPOSE_NGINX_PORT={http}"), format!("EXPOSE_NGINX_SSL_PORT={https}"));
+        t.run([
+            "init",
+            "--yes",
+            "--shape",
+            "full",
+            "--no-pg-cluster",
+            monitoring,
+            "--app",
+            "--domain",
+            domain,
+            "--self-signed",
+            "--port",
+            &http,
+            "--port",
+            &https,
+        ])
+        .assert_status(0);
+        let limits: String =
+            STAND_IN_SERVICES.iter().chain(stand_ins).map(|s| format!("  {s}: {{ memory: 256m }}\n")).collect();
+        t.append("ragctl.yaml", &format!("public_address: 127.0.0.1\nresources:\n{limits}"))
+    }
+
     /// Run every service with its local test image ([`TEST_IMAGES`]).
     pub fn with_test_images(self) -> Test {
         TEST_IMAGES.iter().fold(self, |test, (key, image)| test.env(key, image))
