@@ -101,16 +101,7 @@ pub fn plan(dir: &Path, desired: &Desired) -> (Vec<Transfer>, Vec<Skipped>) {
 }
 
 fn helper(project: &str, role: &str, t: &Transfer, bind: String) -> HelperContainer {
-    HelperContainer {
-        name: format!("{project}-adopt-{role}-{}-{}", t.service, std::process::id()),
-        image: t.image.clone(),
-        env: Vec::new(),
-        cmd: None,
-        entrypoint: None,
-        user: None,
-        binds: vec![bind],
-        labels: BTreeMap::from([(LABEL_HELPER.to_string(), project.to_string())]),
-    }
+    super::mount_helper(project, &format!("adopt-{role}-{}", t.service), &t.image, bind)
 }
 
 /// Whether the volume holds anything (more than its own directory), read through a helper that is never started.

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::archive::{ArchiveWriter, Spool};
 use super::paused::Guard;
-use super::{ImageRef, LABEL_HELPER, MANIFEST, Manifest, MemberEntry, PgDatabase, PgInstance, VolumeEntry, pg};
-use crate::docker::{DockerClient, HelperContainer, ObservedContainer};
+use super::{ImageRef, MANIFEST, Manifest, MemberEntry, PgDatabase, PgInstance, VolumeEntry, pg};
+use crate::docker::{DockerClient, ObservedContainer};
 use crate::engine::spec::{ContainerSpec, Desired};
 use crate::error::Error;
 use crate::reporter::{Event, Reporter};
@@ -306,16 +306,8 @@ async fn archive_volume(
     mount: &str,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let helper = HelperContainer {
-        name: format!("{project}-backup-{}-{}", spec.service, std::process::id()),
-        image: spec.image.clone(),
-        env: Vec::new(),
-        cmd: None,
-        entrypoint: None,
-        user: None,
-        binds: vec![format!("{full}:{mount}:ro")],
-        labels: BTreeMap::from([(LABEL_HELPER.to_string(), project.to_string())]),
-    };
+    let helper =
+        super::mount_helper(project, &format!("backup-{}", spec.service), &spec.image, format!("{full}:{mount}:ro"));
     guard.helper(&helper.name)?;
     docker.create_helper(&helper).await?;
     for c in writers {

@@ -186,16 +186,12 @@ pub async fn write_in(
 
 /// A helper container (never started) mounting the record's volume, for when no container of the service exists.
 fn helper(project: &str, at: &Location, read_only: bool) -> HelperContainer {
-    HelperContainer {
-        name: format!("{project}-release-{}", std::process::id()),
-        image: at.image.clone(),
-        env: Vec::new(),
-        cmd: None,
-        entrypoint: None,
-        user: None,
-        binds: vec![format!("{}:{}{}", at.volume, at.mount, if read_only { ":ro" } else { "" })],
-        labels: std::collections::BTreeMap::from([(super::LABEL_HELPER.to_string(), project.to_string())]),
-    }
+    super::mount_helper(
+        project,
+        "release",
+        &at.image,
+        format!("{}:{}{}", at.volume, at.mount, if read_only { ":ro" } else { "" }),
+    )
 }
 
 /// The record in the volume, read through a helper container.

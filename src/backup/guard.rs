@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::docker::{DockerClient, HelperContainer, ObservedContainer};
+use crate::docker::{DockerClient, ObservedContainer};
 use crate::engine::spec::{Desired, VolumeSpec};
 use crate::error::{Error, SourceLocation};
 
@@ -224,16 +224,7 @@ async fn holds_files(
     mount: &str,
 ) -> Result<bool, Error> {
     const ENOUGH: usize = 64 * 1024;
-    let helper = HelperContainer {
-        name: format!("{project}-fillcheck-{}", std::process::id()),
-        image: image.to_string(),
-        env: Vec::new(),
-        cmd: None,
-        entrypoint: None,
-        user: None,
-        binds: vec![format!("{volume}:{mount}:ro")],
-        labels: std::collections::BTreeMap::from([(super::LABEL_HELPER.to_string(), project.to_string())]),
-    };
+    let helper = super::mount_helper(project, "fillcheck", image, format!("{volume}:{mount}:ro"));
     docker.create_helper(&helper).await?;
     let mut prefix = Vec::new();
     let read = docker
@@ -269,16 +260,7 @@ pub(crate) async fn pg_version(
     mount: &str,
     pgdata: &str,
 ) -> Result<Option<u32>, Error> {
-    let helper = HelperContainer {
-        name: format!("{project}-pgcheck-{}", std::process::id()),
-        image: image.to_string(),
-        env: Vec::new(),
-        cmd: None,
-        entrypoint: None,
-        user: None,
-        binds: vec![format!("{volume}:{mount}:ro")],
-        labels: std::collections::BTreeMap::from([(super::LABEL_HELPER.to_string(), project.to_string())]),
-    };
+    let helper = super::mount_helper(project, "pgcheck", image, format!("{volume}:{mount}:ro"));
     docker.create_helper(&helper).await?;
     let mut tar_bytes = Vec::new();
     let read = docker

@@ -44,6 +44,21 @@ pub const MEMBER_PROJECT_FILE: &str = "config/ragctl.yaml";
 /// Label of helper and throwaway containers: the project they work for.
 pub const LABEL_HELPER: &str = "org.ragctl.backup-helper";
 
+/// A helper container that is never started: `image` with one bind (`source:/path`, `:ro` to read only), named
+/// `<project>-<purpose>-<pid>` and labelled with [`LABEL_HELPER`], so the next command removes it after a kill.
+pub(crate) fn mount_helper(project: &str, purpose: &str, image: &str, bind: String) -> crate::docker::HelperContainer {
+    crate::docker::HelperContainer {
+        name: format!("{project}-{purpose}-{}", std::process::id()),
+        image: image.to_string(),
+        env: Vec::new(),
+        cmd: None,
+        entrypoint: None,
+        user: None,
+        binds: vec![bind],
+        labels: BTreeMap::from([(LABEL_HELPER.to_string(), project.to_string())]),
+    }
+}
+
 /// What the archive holds; its last member.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
