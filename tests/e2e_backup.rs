@@ -163,7 +163,14 @@ fn a_killed_backup_leaves_no_bad_archive_and_the_next_command_resumes_what_it_pa
     if !require_docker() {
         return;
     }
-    let project = Project::new("bkkill");
+    // Its own state directory: the next command of ANY ragctl process sharing it resumes what a killed backup
+    // paused, and the other tests' commands must not do it before this test looks.
+    let project = Project::with("bkkill", |t| {
+        let state = t.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let state = state.to_str().unwrap().to_string();
+        t.env("TMPDIR", &state)
+    });
     project.up();
     seed(&project);
     // 40 MiB in the volume: the service stays paused long enough to be caught paused.
