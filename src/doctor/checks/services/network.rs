@@ -74,7 +74,10 @@ fn host_and_port(value: &str) -> (String, Option<u16>) {
 
 /// A name another container resolves through Docker's DNS (not an outside address).
 fn is_service_like_name(host: &str) -> bool {
-    !host.is_empty() && !host.contains('.') && host != "localhost" && host.parse::<std::net::IpAddr>().is_err()
+    !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && host != "localhost"
+        && host.parse::<std::net::IpAddr>().is_err()
 }
 
 /// The routes `from` uses: its depends_on targets, and the hosts its environment names (`DB_HOST`,
@@ -461,6 +464,8 @@ mod tests {
         assert_eq!(host_and_port("weaviate:50051"), ("weaviate".into(), Some(50051)));
         assert!(is_service_like_name("db") && !is_service_like_name("api.example.com"));
         assert!(!is_service_like_name("localhost") && !is_service_like_name("10.0.0.1") && !is_service_like_name(""));
+        // Grafana's own placeholders in GF_SERVER_ROOT_URL (`%(protocol)s://%(domain)s:%(http_port)s/`) are no host.
+        assert!(!is_service_like_name("%(domain)s"));
     }
 
     #[test]
