@@ -51,11 +51,18 @@ images:
   redis: ragctl-test/redis:7
   weaviate: ragctl-test/weaviate-standin:1
   nginx: ragctl-test/nginx:1
+  sandbox: ragctl-test/app-standin:1
+  plugin_daemon: ragctl-test/app-standin:1
+  ssrf_proxy: ragctl-test/squid:5
 ports:
   EXPOSE_POSTGRES_PORT: 25432
   EXPOSE_REDIS_PORT: 26379
   EXPOSE_WEAVIATE_PORT: 28080
   EXPOSE_WEAVIATE_GRPC_PORT: 25051
+  EXPOSE_SSRF_PROXY_PORT: 23128
+  EXPOSE_SANDBOX_PORT: 28194
+  EXPOSE_PLUGIN_DAEMON_PORT: 25002
+  EXPOSE_PLUGIN_DEBUGGING_PORT: 25003
 """
 
 # Benchmark-only profile: nginx gated on PostgreSQL's health, as the app's nginx is in the full stack.
@@ -259,10 +266,17 @@ images:
   db_postgres: ragctl-test/postgres:15
   redis: ragctl-test/redis:7
   weaviate: ragctl-test/weaviate-standin:1
+  sandbox: ragctl-test/app-standin:1
+  plugin_daemon: ragctl-test/app-standin:1
+  ssrf_proxy: ragctl-test/squid:5
 ports:
   EXPOSE_POSTGRES_PORT: 25442
   EXPOSE_REDIS_PORT: 26389
   EXPOSE_WEAVIATE_PORT: 28090
+  EXPOSE_SSRF_PROXY_PORT: 23138
+  EXPOSE_SANDBOX_PORT: 28204
+  EXPOSE_PLUGIN_DAEMON_PORT: 25012
+  EXPOSE_PLUGIN_DEBUGGING_PORT: 25013
   EXPOSE_WEAVIATE_GRPC_PORT: 25061
 """
 
